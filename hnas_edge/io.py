@@ -1,0 +1,102 @@
+"""File helpers shared by every command: atomic writes, strict reads, provenance."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from hnas_edge import __version__
+from hnas_edge.errors import HnasError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` so that ``path`` holds either the old or the new content, never a mix.
+
+    The bytes go to a temporary file in the same directory, are flushed to disk, and the file is
+    renamed over ``path`` (rename is atomic on POSIX within one file system).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
+
+
+def read_json(path: str | Path, what: str = "JSON file") -> Any:
+    """Read a JSON file, turning every failure into one actionable line."""
+    path = Path(path)
+    if not path.is_file():
+        raise HnasError(f"{what} not found: {path}; check the path")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HnasError(f"{what} {path} is not valid JSON ({exc}); re-create or fix it") from None
+
+
+def read_toml(path: str | Path, what: str = "TOML file") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise HnasError(f"{what} not found: {path}; check the path")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise HnasError(f"{what} {path} is not valid TOML ({exc}); fix its syntax") from None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the software that shapes results; recorded in every output file."""
+    return {
+        "hnas-edge": __version__,
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "onnx": _version("onnx"),
+        "onnxruntime": _version("onnxruntime"),
+        "numpy": _version("numpy"),
+    }
+
+
+def provenance(settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What made an output file: when, where, with which versions, command and settings."""
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "versions": versions(),
+        "settings": settings or {},
+    }

@@ -1,0 +1,298 @@
+"""Layer specs: the static description of one measurable part of a network.
+
+A spec is a frozen dataclass, so the same part always hashes and compares equal. It knows its
+input shape (batch excluded), its output shape, its multiply-accumulate count, how to build a
+fresh module of itself, and its canonical LUT key. The profiler measures specs, the cost model
+sums specs, and static networks are sequences of modules built from specs: one description, used
+everywhere, so that what is measured is exactly what is deployed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from torch import nn
+
+ACTIVATIONS = ("relu", "h_swish", "none")
+FUSION_OPS = ("Sum", "ScaleDotAttn", "LinearGLU", "ConcatFC", "SE1", "SE2", "CatConvMish")
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor`` without losing more than 10%."""
+    min_value = min_value or divisor
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def conv_out(size: int, kernel: int, stride: int) -> int:
+    """Spatial output size of a 'same'-padded convolution (padding kernel // 2)."""
+    pad = kernel // 2
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def _render(value: object) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, tuple):
+        return "x".join(_render(v) for v in value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Base of all specs. Subclasses set ``kind`` and implement the shape/cost/build methods."""
+
+    kind: ClassVar[str] = ""
+
+    @property
+    def key(self) -> str:
+        """Canonical LUT key: the kind, then every field in declared order."""
+        fields = "|".join(
+            f"{f.name}={_render(getattr(self, f.name))}" for f in dataclasses.fields(self)
+        )
+        return f"{self.kind}|{fields}"
+
+    def input_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Shapes of the inputs at batch 1, in the order ``forward`` takes them."""
+        raise NotImplementedError
+
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of the output, batch excluded."""
+        raise NotImplementedError
+
+    def macs(self) -> int:
+        raise NotImplementedError
+
+    def build(self) -> nn.Module:
+        """A freshly initialised module for this spec, in eval mode."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class ConvSpec(LayerSpec):
+    """Convolution → optional batch norm → activation → optional global average pool.
+
+    ``pool`` folds the global average pooling that follows a backbone's final expand layer into
+    that layer, so that every operation of a network belongs to exactly one measured part.
+    """
+
+    kind: ClassVar[str] = "conv"
+    in_shape: tuple[int, int, int]
+    out_ch: int
+    kernel: int
+    stride: int
+    use_bn: bool
+    act: str
+    pool: bool = False
+
+    @property
+    def in_ch(self) -> int:
+        return self.in_shape[0]
+
+    def input_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ((1, *self.in_shape),)
+
+    def output_shape(self) -> tuple[int, ...]:
+        if self.pool:
+            return (self.out_ch, 1, 1)
+        _, h, w = self.in_shape
+        return (self.out_ch, conv_out(h, self.kernel, self.stride), conv_out(w, self.kernel, self.stride))
+
+    def macs(self) -> int:
+        _, h, w = self.in_shape
+        oh, ow = conv_out(h, self.kernel, self.stride), conv_out(w, self.kernel, self.stride)
+        return oh * ow * self.out_ch * self.in_ch * self.kernel * self.kernel
+
+    def build(self) -> nn.Module:
+        from hnas_edge.space.blocks import ConvLayer
+
+        return ConvLayer.from_spec(self).eval()
+
+
+@dataclass(frozen=True)
+class MBConvSpec(LayerSpec):
+    """Inverted residual block: 1×1 expand → k×k depthwise → [SE] → 1×1 project (+ residual).
+
+    With ``expand == 1`` there is no expand convolution (MobileNetV3's first block).
+    The residual is on whenever stride is 1 and channels are unchanged.
+    """
+
+    kind: ClassVar[str] = "mbconv"
+    in_shape: tuple[int, int, int]
+    out_ch: int
+    expand: int
+    kernel: int
+    stride: int
+    use_se: bool
+    act: str
+
+    @property
+    def in_ch(self) -> int:
+        return self.in_shape[0]
+
+    @property
+    def mid_ch(self) -> int:
+        """Expanded width, rounded as once-for-all rounds it; 0 when there is no expansion."""
+        if self.expand == 1:
+            return 0
+        return make_divisible(round(self.in_ch * self.expand), 8)
+
+    @property
+    def se_ch(self) -> int:
+        return make_divisible((self.mid_ch or self.in_ch) // 4, 8)
+
+    @property
+    def residual(self) -> bool:
+        return self.stride == 1 and self.in_ch == self.out_ch
+
+    def input_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ((1, *self.in_shape),)
+
+    def output_shape(self) -> tuple[int, ...]:
+        _, h, w = self.in_shape
+        return (self.out_ch, conv_out(h, self.kernel, self.stride), conv_out(w, self.kernel, self.stride))
+
+    def macs(self) -> int:
+        _, h, w = self.in_shape
+        oh, ow = conv_out(h, self.kernel, self.stride), conv_out(w, self.kernel, self.stride)
+        mid = self.mid_ch or self.in_ch
+        total = h * w * self.in_ch * self.mid_ch  # expand (0 when absent)
+        total += oh * ow * mid * self.kernel * self.kernel  # depthwise
+        if self.use_se:
+            total += 2 * mid * self.se_ch
+        total += oh * ow * mid * self.out_ch  # project
+        return total
+
+    def build(self) -> nn.Module:
+        from hnas_edge.space.blocks import MBConvLayer
+
+        return MBConvLayer.from_spec(self).eval()
+
+
+@dataclass(frozen=True)
+class LinearSpec(LayerSpec):
+    """Fully connected layer on a flat vector (classifiers and heads)."""
+
+    kind: ClassVar[str] = "linear"
+    in_features: int
+    out_features: int
+
+    def input_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ((1, self.in_features),)
+
+    def output_shape(self) -> tuple[int, ...]:
+        return (self.out_features,)
+
+    def macs(self) -> int:
+        return self.in_features * self.out_features
+
+    def build(self) -> nn.Module:
+        from hnas_edge.space.blocks import LinearLayer
+
+        return LinearLayer.from_spec(self).eval()
+
+
+@dataclass(frozen=True)
+class MaxoutSpec(LayerSpec):
+    """The Maxout text backbone as one part (it is not elastic): embedding in, feature out."""
+
+    kind: ClassVar[str] = "maxout"
+    in_features: int
+    hidden: int
+    n_blocks: int
+    factor: int
+
+    def input_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ((1, self.in_features),)
+
+    def output_shape(self) -> tuple[int, ...]:
+        return (self.hidden,)
+
+    def macs(self) -> int:
+        first = self.in_features * self.hidden * self.factor
+        rest = (self.n_blocks - 1) * self.hidden * self.hidden * self.factor
+        return first + rest
+
+    def build(self) -> nn.Module:
+        from hnas_edge.space.maxout import Maxout
+
+        return Maxout.from_spec(self).eval()
+
+
+@dataclass(frozen=True)
+class AdapterSpec(LayerSpec):
+    """Brings one backbone feature (a C×H×W map or a flat vector) to the fusion shape (C, L)."""
+
+    kind: ClassVar[str] = "adapter"
+    in_shape: tuple[int, ...]
+    C: int
+    L: int
+
+    def input_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ((1, *self.in_shape),)
+
+    def output_shape(self) -> tuple[int, ...]:
+        return (self.C, self.L)
+
+    def macs(self) -> int:
+        return self.in_shape[0] * self.C * self.L
+
+    def build(self) -> nn.Module:
+        from hnas_edge.space.fusion import FeatureAdapter
+
+        return FeatureAdapter.from_spec(self).eval()
+
+
+@dataclass(frozen=True)
+class FusionOpSpec(LayerSpec):
+    """One fusion operator of Table 2 on two (C, L) inputs."""
+
+    kind: ClassVar[str] = "fusion"
+    op: str
+    C: int
+    L: int
+
+    def input_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ((1, self.C, self.L), (1, self.C, self.L))
+
+    def output_shape(self) -> tuple[int, ...]:
+        return (self.C, self.L)
+
+    def macs(self) -> int:
+        c, l = self.C, self.L
+        return {
+            "Sum": 0,
+            "ScaleDotAttn": 2 * l * l * c,
+            "LinearGLU": 2 * c * 2 * c * l,
+            "ConcatFC": 2 * c * c * l,
+            "SE1": c * c,
+            "SE2": c * c,
+            "CatConvMish": 2 * c * c * l,
+        }[self.op]
+
+    def build(self) -> nn.Module:
+        from hnas_edge.space.fusion import build_operator
+
+        return build_operator(self.op, self.C, self.L).eval()
+
+
+SPEC_KINDS: dict[str, type[LayerSpec]] = {
+    cls.kind: cls
+    for cls in (ConvSpec, MBConvSpec, LinearSpec, MaxoutSpec, AdapterSpec, FusionOpSpec)
+}
+
+
+def spec_from_dict(data: dict) -> LayerSpec:
+    """Inverse of :meth:`LayerSpec.to_dict` (tuples restored from JSON lists)."""
+    data = dict(data)
+    cls = SPEC_KINDS[data.pop("kind")]
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return cls(**values)
