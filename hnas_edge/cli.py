@@ -7,6 +7,7 @@ one line and exits with code 2.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -38,6 +39,37 @@ def _root(
     ),
 ) -> None:
     """Hardware-first multimodal neural architecture search for edge devices."""
+
+
+lut_app = typer.Typer(
+    help="Inspect, check, merge and validate latency/energy LUTs.", no_args_is_help=True
+)
+app.add_typer(lut_app, name="lut")
+
+
+@lut_app.command("show")
+def lut_show(path: Path = typer.Argument(..., help="LUT JSON file.")) -> None:
+    """Summarise a LUT: its target, how its figures were obtained, their spread."""
+    from hnas_edge.profiling.lut import Lut
+    from hnas_edge.profiling.summary import summarize
+    from hnas_edge.reporting import print_lut_summary
+
+    print_lut_summary(console, summarize(Lut.load(path)), path)
+
+
+@lut_app.command("merge")
+def lut_merge(
+    first: Path = typer.Argument(..., help="First LUT (e.g. shard 1/2)."),
+    second: Path = typer.Argument(..., help="Second LUT (e.g. shard 2/2)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Merged LUT to write."),
+) -> None:
+    """Join two LUTs of the same device (shards of one profile)."""
+    from hnas_edge.profiling.lut import Lut, merge
+
+    merged, both = merge(Lut.load(first), Lut.load(second))
+    merged.save(out)
+    note = f" ({len(both)} key(s) in both; kept the steadier)" if both else ""
+    console.print(f"wrote {out}: {len(merged)} entries{note}")
 
 
 def main() -> None:

@@ -104,7 +104,11 @@ class ConvSpec(LayerSpec):
         if self.pool:
             return (self.out_ch, 1, 1)
         _, h, w = self.in_shape
-        return (self.out_ch, conv_out(h, self.kernel, self.stride), conv_out(w, self.kernel, self.stride))
+        return (
+            self.out_ch,
+            conv_out(h, self.kernel, self.stride),
+            conv_out(w, self.kernel, self.stride),
+        )
 
     def macs(self) -> int:
         _, h, w = self.in_shape
@@ -158,7 +162,11 @@ class MBConvSpec(LayerSpec):
 
     def output_shape(self) -> tuple[int, ...]:
         _, h, w = self.in_shape
-        return (self.out_ch, conv_out(h, self.kernel, self.stride), conv_out(w, self.kernel, self.stride))
+        return (
+            self.out_ch,
+            conv_out(h, self.kernel, self.stride),
+            conv_out(w, self.kernel, self.stride),
+        )
 
     def macs(self) -> int:
         _, h, w = self.in_shape
@@ -267,15 +275,15 @@ class FusionOpSpec(LayerSpec):
         return (self.C, self.L)
 
     def macs(self) -> int:
-        c, l = self.C, self.L
+        c, length = self.C, self.L
         return {
             "Sum": 0,
-            "ScaleDotAttn": 2 * l * l * c,
-            "LinearGLU": 2 * c * 2 * c * l,
-            "ConcatFC": 2 * c * c * l,
+            "ScaleDotAttn": 2 * length * length * c,
+            "LinearGLU": 2 * c * 2 * c * length,
+            "ConcatFC": 2 * c * c * length,
             "SE1": c * c,
             "SE2": c * c,
-            "CatConvMish": 2 * c * c * l,
+            "CatConvMish": 2 * c * c * length,
         }[self.op]
 
     def build(self) -> nn.Module:

@@ -1,0 +1,89 @@
+"""What `hnas lut show` tells: the target, how figures were obtained, and their spread."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hnas_edge.profiling.lut import Lut
+
+
+@dataclass(frozen=True)
+class KindSummary:
+    kind: str
+    entries: int
+    latency_min_ms: float
+    latency_max_ms: float
+    median_cv: float | None
+
+
+@dataclass(frozen=True)
+class LutSummary:
+    device: dict[str, Any]
+    settings: dict[str, Any]
+    entries: int
+    kinds: tuple[KindSummary, ...]
+    origins: dict[str, int]
+    energy_sources: dict[str, int]
+    energy_estimated: int
+    cv_quantiles: dict[str, float]
+    calibration: dict[str, dict[str, float]]
+    created: str | None
+
+
+def _kind(key: str) -> str:
+    return key.split("|", 1)[0]
+
+
+def _cv(entry: dict[str, Any]) -> float | None:
+    latency = entry["latency_ms"]
+    if latency.get("std") is None or not latency.get("median"):
+        return None
+    return latency["std"] / latency["median"]
+
+
+def _origin(entry: dict[str, Any]) -> str:
+    origin = entry.get("origin") or {}
+    kind = origin.get("kind", "measured")
+    source = origin.get("source")
+    return f"{kind} ({source})" if source else kind
+
+
+def summarize(lut: Lut) -> LutSummary:
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for key, entry in lut.entries.items():
+        by_kind.setdefault(_kind(key), []).append(entry)
+    kinds = []
+    for kind, entries in sorted(by_kind.items()):
+        medians = [e["latency_ms"]["median"] for e in entries]
+        cvs = [c for c in map(_cv, entries) if c is not None]
+        kinds.append(
+            KindSummary(
+                kind=kind,
+                entries=len(entries),
+                latency_min_ms=min(medians),
+                latency_max_ms=max(medians),
+                median_cv=float(np.median(cvs)) if cvs else None,
+            )
+        )
+    all_cvs = [c for c in map(_cv, lut.entries.values()) if c is not None]
+    energies = [e.get("energy_mj") or {} for e in lut.entries.values()]
+    return LutSummary(
+        device=lut.device,
+        settings=lut.settings,
+        entries=len(lut),
+        kinds=tuple(kinds),
+        origins=dict(Counter(map(_origin, lut.entries.values()))),
+        energy_sources=dict(Counter(e.get("source", "none") for e in energies)),
+        energy_estimated=sum(bool(e.get("estimate")) for e in energies),
+        cv_quantiles=(
+            {q: float(np.quantile(all_cvs, v)) for q, v in (("p50", 0.5), ("p90", 0.9), ("max", 1))}
+            if all_cvs
+            else {}
+        ),
+        calibration={k: v.to_dict() for k, v in lut.calibration.items()},
+        created=lut.provenance.get("created"),
+    )

@@ -1,0 +1,76 @@
+"""The command line: version, help, and one-line errors with exit code 2."""
+
+import os
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from hnas_edge import __version__
+from hnas_edge.profiling.lut import Lut
+
+runner = CliRunner()
+
+
+def hnas(*args: str) -> subprocess.CompletedProcess:
+    """Run the real console entry point, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-c", "from hnas_edge.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def small_lut(path, name="cpu", keys=("conv|x=1",)):
+    entries = {k: {"latency_ms": {"median": 0.1, "std": 0.001}} for k in keys}
+    Lut(device={"name": name, "runtime": "onnxruntime", "precision": "fp32"}, entries=entries).save(
+        path
+    )
+    return path
+
+
+def test_version_prints_the_package_version():
+    result = hnas("--version")
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+
+
+def test_help_lists_working_commands():
+    result = hnas("--help")
+    assert result.returncode == 0
+    assert "lut" in result.stdout
+
+
+def test_lut_show_summarises_a_lut(tmp_path):
+    result = hnas("lut", "show", str(small_lut(tmp_path / "cpu.json")))
+    assert result.returncode == 0
+    assert "1 entries" in result.stdout
+
+
+def test_bad_input_gives_one_line_and_exit_code_2(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    for args in (["lut", "show", str(bad)], ["lut", "show", str(tmp_path / "absent.json")]):
+        result = hnas(*args)
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_lut_merge_joins_two_shards(tmp_path):
+    a = small_lut(tmp_path / "a.json", keys=("conv|x=1",))
+    b = small_lut(tmp_path / "b.json", keys=("conv|x=2",))
+    result = hnas("lut", "merge", str(a), str(b), "-o", str(tmp_path / "ab.json"))
+    assert result.returncode == 0, result.stderr
+    assert set(Lut.load(tmp_path / "ab.json").entries) == {"conv|x=1", "conv|x=2"}
+
+
+def test_merging_luts_of_two_devices_is_refused_and_writes_nothing(tmp_path):
+    a = small_lut(tmp_path / "a.json", name="cpu")
+    b = small_lut(tmp_path / "b.json", name="agx")
+    result = hnas("lut", "merge", str(a), str(b), "-o", str(tmp_path / "ab.json"))
+    assert result.returncode == 2
+    assert "different targets" in result.stderr
+    assert not (tmp_path / "ab.json").exists()
