@@ -41,6 +41,21 @@ def _root(
     """Hardware-first multimodal neural architecture search for edge devices."""
 
 
+space_app = typer.Typer(help="Inspect the search spaces (presets).", no_args_is_help=True)
+app.add_typer(space_app, name="space")
+
+
+@space_app.command("show")
+def space_show(name: str = typer.Argument(..., help="Preset: avmnist, memes or mmimdb.")) -> None:
+    """Print a preset's backbones: configurations, parameter and MAC ranges, fusion candidates."""
+    from hnas_edge.reporting import print_space_summary
+    from hnas_edge.space.presets import get_preset
+    from hnas_edge.space.summary import summarize_preset
+
+    preset = get_preset(name)
+    print_space_summary(console, preset, summarize_preset(preset))
+
+
 lut_app = typer.Typer(
     help="Inspect, check, merge and validate latency/energy LUTs.", no_args_is_help=True
 )

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from hnas_edge.profiling.summary import LutSummary
+
+if TYPE_CHECKING:
+    from hnas_edge.space.presets import SpacePreset
+    from hnas_edge.space.summary import BackboneSummary
 
 
 def _fmt_counts(counts: dict[str, int]) -> str:
@@ -53,3 +58,43 @@ def print_lut_summary(console: Console, summary: LutSummary, path: Path) -> None
             )
     else:
         console.print("calibration: none yet (run `hnas lut validate` to fit one)")
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape))
+
+
+def _span(low: int, high: int) -> str:
+    unit, suffix = (1e6, "M") if high >= 1e6 else (1e3, "k")
+    return f"{low / unit:.3g}–{high / unit:.3g} {suffix}"
+
+
+def print_space_summary(
+    console: Console, preset: SpacePreset, backbones: list[BackboneSummary]
+) -> None:
+    console.print(
+        f"[bold]{preset.name}[/]: {', '.join(preset.modalities)} → {preset.n_classes} classes "
+        f"({preset.task})"
+    )
+    table = Table("modality", "backbone", "input", "configurations", "parameters", "MACs")
+    for b in backbones:
+        table.add_row(
+            b.modality,
+            b.kind,
+            _shape(b.in_shape),
+            f"{b.num_configs:.3g}" if b.num_configs > 9999 else str(b.num_configs),
+            _span(*b.params),
+            _span(*b.macs),
+        )
+    console.print(table)
+    total = 1
+    for b in backbones:
+        total *= b.num_configs
+    console.print(
+        f"backbone combinations: {total:.3g}; fusion: features adapted to "
+        f"C={preset.fusion_C} × L={preset.fusion_L}, cells {list(preset.cells)}, "
+        f"nodes per cell {list(preset.nodes)}"
+    )
+    for b in backbones:
+        shapes = ", ".join(_shape(s) for s in b.feature_shapes)
+        console.print(f"fusion candidates of {b.modality}: {shapes}")

@@ -74,3 +74,18 @@ def test_merging_luts_of_two_devices_is_refused_and_writes_nothing(tmp_path):
     assert result.returncode == 2
     assert "different targets" in result.stderr
     assert not (tmp_path / "ab.json").exists()
+
+
+def test_space_show_prints_sizes_of_each_backbone():
+    result = hnas("space", "show", "avmnist")
+    assert result.returncode == 0
+    assert "7371" in result.stdout  # one stage, depth 2-4, 3 kernels × 3 expand ratios
+    assert "fusion candidates of audio: 16×10×10, 24×5×5, 80" in result.stdout
+
+
+def test_space_show_refuses_an_unknown_preset_in_one_line():
+    result = hnas("space", "show", "cifar")
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip() == "error: unknown space 'cifar'; use one of avmnist, memes, mmimdb"
+    )

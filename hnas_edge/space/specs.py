@@ -210,24 +210,32 @@ class LinearSpec(LayerSpec):
 
 @dataclass(frozen=True)
 class MaxoutSpec(LayerSpec):
-    """The Maxout text backbone as one part (it is not elastic): embedding in, feature out."""
+    """The Maxout text backbone as one part (it is not elastic): text features in, feature out.
+
+    Block ``i`` is a linear layer to ``width_i × pool`` units, a max over each group of ``pool``,
+    then batch norm; the first block has ``hidden`` units and each next one ``factor`` times more.
+    """
 
     kind: ClassVar[str] = "maxout"
     in_features: int
     hidden: int
     n_blocks: int
     factor: int
+    pool: int = 4
+
+    def widths(self) -> list[int]:
+        return [self.hidden * self.factor**i for i in range(self.n_blocks)]
 
     def input_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ((1, self.in_features),)
 
     def output_shape(self) -> tuple[int, ...]:
-        return (self.hidden,)
+        return (self.widths()[-1],)
 
     def macs(self) -> int:
-        first = self.in_features * self.hidden * self.factor
-        rest = (self.n_blocks - 1) * self.hidden * self.hidden * self.factor
-        return first + rest
+        widths = self.widths()
+        ins = [self.in_features, *widths[:-1]]
+        return sum(i * o * self.pool for i, o in zip(ins, widths, strict=True))
 
     def build(self) -> nn.Module:
         from hnas_edge.space.maxout import Maxout

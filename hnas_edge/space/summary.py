@@ -1,0 +1,55 @@
+"""How big a search space is: configurations, parameter and MAC ranges per backbone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from hnas_edge.space.maxout import MaxoutBackbone, MaxoutSpace
+from hnas_edge.space.ofa import BackboneSpace, StaticBackbone
+from hnas_edge.space.presets import ModalitySpace, SpacePreset
+
+
+@dataclass(frozen=True)
+class BackboneSummary:
+    """One modality's backbone space. Ranges are (smallest subnet, largest subnet)."""
+
+    modality: str
+    kind: str
+    in_shape: tuple[int, ...]
+    num_configs: int
+    params: tuple[int, int]
+    macs: tuple[int, int]
+    feature_shapes: tuple[tuple[int, ...], ...]
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _network(space: ModalitySpace, config: dict) -> nn.Module:
+    if isinstance(space, MaxoutSpace):
+        return MaxoutBackbone(space)
+    return StaticBackbone.fresh(space, config)
+
+
+def summarize_backbone(modality: str, space: ModalitySpace) -> BackboneSummary:
+    """Sizes of one backbone space; parameters are counted on freshly built extreme subnets."""
+    ends = (space.min_config(), space.max_config())
+    params = [count_params(_network(space, c)) for c in ends]
+    macs = [sum(spec.macs() for _, spec in space.parts(c)) for c in ends]
+    elastic = isinstance(space, BackboneSpace)
+    return BackboneSummary(
+        modality=modality,
+        kind="once-for-all MobileNetV3" if elastic else "Maxout (fixed)",
+        in_shape=space.in_shape if elastic else (space.in_features,),
+        num_configs=space.num_configs(),
+        params=(params[0], params[1]),
+        macs=(macs[0], macs[1]),
+        feature_shapes=tuple(tuple(s) for s in space.feature_shapes()),
+    )
+
+
+def summarize_preset(preset: SpacePreset) -> list[BackboneSummary]:
+    return [summarize_backbone(modality, space) for modality, space in preset.backbones]
