@@ -72,6 +72,23 @@ def lut_show(path: Path = typer.Argument(..., help="LUT JSON file.")) -> None:
     print_lut_summary(console, summarize(Lut.load(path)), path)
 
 
+@lut_app.command("check")
+def lut_check(
+    path: Path = typer.Argument(..., help="LUT JSON file."),
+    space: str = typer.Option(..., "--space", help="Preset whose keys the LUT must hold."),
+) -> None:
+    """List the keys a search space needs that the LUT lacks (exit 1 when any is missing)."""
+    from hnas_edge.profiling.coverage import coverage
+    from hnas_edge.profiling.lut import Lut
+    from hnas_edge.reporting import print_coverage
+    from hnas_edge.space.presets import get_preset
+
+    report = coverage(Lut.load(path), get_preset(space))
+    print_coverage(console, report, path)
+    if not report.complete:
+        raise typer.Exit(1)
+
+
 @lut_app.command("merge")
 def lut_merge(
     first: Path = typer.Argument(..., help="First LUT (e.g. shard 1/2)."),

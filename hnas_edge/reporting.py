@@ -11,6 +11,7 @@ from rich.table import Table
 from hnas_edge.profiling.summary import LutSummary
 
 if TYPE_CHECKING:
+    from hnas_edge.profiling.coverage import Coverage
     from hnas_edge.space.presets import SpacePreset
     from hnas_edge.space.summary import BackboneSummary
 
@@ -98,3 +99,17 @@ def print_space_summary(
     for b in backbones:
         shapes = ", ".join(_shape(s) for s in b.feature_shapes)
         console.print(f"fusion candidates of {b.modality}: {shapes}")
+
+
+def print_coverage(console: Console, report: Coverage, path: Path) -> None:
+    needed, missing = report.needed, len(report.missing)
+    if report.complete:
+        console.print(f"{path}: all {needed} keys of space {report.space} are present")
+        return
+    by_kind = ", ".join(f"{k}: {n}" for k, n in report.missing_by_kind().items())
+    console.print(
+        f"{path}: {missing} of {needed} keys of space {report.space} missing "
+        f"({report.share:.1%} covered; {by_kind})"
+    )
+    for key in report.missing:
+        console.print(f"  missing {key}", highlight=False)

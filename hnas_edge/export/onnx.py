@@ -65,7 +65,8 @@ def export_onnx(
 
 
 def run_onnx(path: str | Path, inputs: Mapping[str, np.ndarray], threads: int = 1) -> list:
-    """Outputs of an ONNX file under onnxruntime's CPU provider."""
+    """Outputs of an ONNX file under onnxruntime's CPU provider. Inputs the graph does not read
+    (the exporter drops a modality the fusion network never reads) are left out."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -73,7 +74,8 @@ def run_onnx(path: str | Path, inputs: Mapping[str, np.ndarray], threads: int = 
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, dict(inputs))
+    names = {i.name for i in session.get_inputs()}
+    return session.run(None, {k: v for k, v in inputs.items() if k in names})
 
 
 @dataclass(frozen=True)

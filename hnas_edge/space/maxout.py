@@ -101,6 +101,10 @@ class MaxoutSpace:
         self.validate_config(config or {})
         return [("maxout", self.spec), ("classifier", self.head_spec())]
 
+    def parts_upto(self, config: Mapping[str, Any], feature: int) -> list[tuple[str, LayerSpec]]:
+        """The text backbone is measured as one part, whichever of its blocks is read."""
+        return self.parts(config)[:1]
+
     def all_specs(self) -> list[LayerSpec]:
         return [spec for _, spec in self.parts()]
 
@@ -117,7 +121,7 @@ class MaxoutBackbone(nn.Module):
         self.maxout = Maxout(space.spec)
         self.classifier = LinearLayer(space.head_spec())
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_features(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
         return self.maxout.block_outputs(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

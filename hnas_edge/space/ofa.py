@@ -200,6 +200,14 @@ class BackboneSpace:
         ]
         return [("stem", self.stem_spec()), ("first", self.first_spec()), *body, *self.head_specs()]
 
+    def parts_upto(self, config: Mapping[str, Any], feature: int) -> Parts:
+        """The parts that run to produce fusion candidate ``feature`` (no classifier)."""
+        parts = self.parts(config)
+        if feature >= len(self.stages) + 1:
+            return parts[:-1]
+        keep = {"stem", "first", *(f"stage{s + 1}" for s in range(feature))}
+        return [(name, spec) for name, spec in parts if name.split(".")[0] in keep]
+
     def all_specs(self) -> list[LayerSpec]:
         """Every part any subnet of this space can contain (what a LUT must hold)."""
         specs: list[LayerSpec] = [self.stem_spec(), self.first_spec()]
@@ -228,15 +236,28 @@ class _Backbone(nn.Module):
 
     space: BackboneSpace
 
-    def _features(self, x: torch.Tensor, blocks: Sequence[nn.Module], depths: Sequence[int]):
+    def _features(
+        self,
+        x: torch.Tensor,
+        blocks: Sequence[nn.Module],
+        depths: Sequence[int],
+        upto: int | None = None,
+    ) -> list[torch.Tensor]:
+        """Fusion candidates in order; with ``upto``, stop once candidate ``upto`` exists, so
+        that a network reading early features only does not run (or export) the rest."""
+        last = len(depths) + 1 if upto is None else upto
         x = self.first(self.stem(x))
         features = [x]
         start = 0
         for end in _stage_ends(depths):
+            if len(features) > last:
+                return features
             for block in blocks[start:end]:
                 x = block(x)
             features.append(x)
             start = end
+        if len(features) > last:
+            return features
         embedding = self.feature_mix(self.final_expand(x))
         features.append(torch.flatten(embedding, 1))
         return features
@@ -310,8 +331,8 @@ class OFASupernet(_Backbone):
         ]
         return [self.blocks[i] for i in slots]
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self._features(x, self._active_modules(), self.active["d"])
+    def forward_features(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        return self._features(x, self._active_modules(), self.active["d"], upto)
 
     @torch.no_grad()
     def extract(self, config: Mapping[str, Any] | None = None) -> StaticBackbone:
@@ -374,8 +395,8 @@ class StaticBackbone(_Backbone):
             classifier=specs["classifier"].build().train(),
         )
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self._features(x, list(self.blocks), self.config["d"])
+    def forward_features(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        return self._features(x, list(self.blocks), self.config["d"], upto)
 
     def parts(self) -> Parts:
         return self.space.parts(self.config)

@@ -16,7 +16,7 @@ from typing import Union
 from hnas_edge.errors import ConfigError
 from hnas_edge.space.maxout import MaxoutSpace
 from hnas_edge.space.ofa import BackboneSpace, StageSpace
-from hnas_edge.space.specs import FUSION_OPS, AdapterSpec, FusionOpSpec, LayerSpec
+from hnas_edge.space.specs import FUSION_OPS, AdapterSpec, FusionOpSpec, LayerSpec, LinearSpec
 
 ModalitySpace = Union[BackboneSpace, MaxoutSpace]  # noqa: UP007 (a runtime alias)
 
@@ -54,6 +54,10 @@ class SpacePreset:
             for index, shape in enumerate(space.feature_shapes()):
                 yield modality, index, AdapterSpec(tuple(shape), self.fusion_C, self.fusion_L)
 
+    def head_spec(self) -> LinearSpec:
+        """The multimodal classifier on the flattened fusion output."""
+        return LinearSpec(self.fusion_C * self.fusion_L, self.n_classes)
+
     def fusion_specs(self) -> list[FusionOpSpec]:
         return [FusionOpSpec(op, self.fusion_C, self.fusion_L) for op in FUSION_OPS]
 
@@ -63,7 +67,7 @@ class SpacePreset:
         for _, space in self.backbones:
             specs += space.all_specs()
         specs += [adapter for _, _, adapter in self.adapter_specs()]
-        specs += self.fusion_specs()
+        specs += [*self.fusion_specs(), self.head_spec()]
         return list(dict.fromkeys(specs))
 
 

@@ -287,11 +287,11 @@ class FusionOpSpec(LayerSpec):
         return {
             "Sum": 0,
             "ScaleDotAttn": 2 * length * length * c,
-            "LinearGLU": 2 * c * 2 * c * length,
+            "LinearGLU": 2 * c * c * length,
             "ConcatFC": 2 * c * c * length,
             "SE1": c * c,
             "SE2": c * c,
-            "CatConvMish": 2 * c * c * length,
+            "CatConvMish": 4 * c * c * length,
         }[self.op]
 
     def build(self) -> nn.Module:

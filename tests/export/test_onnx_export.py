@@ -13,6 +13,14 @@ from hnas_edge.space.presets import PRESETS, get_preset
 from hnas_edge.space.specs import ConvSpec, MBConvSpec
 
 BACKBONES = [(p, m) for p in PRESETS for m, _ in get_preset(p).backbones]
+ADAPTERS_AND_OPERATORS = list(
+    dict.fromkeys(
+        spec
+        for p in PRESETS
+        for spec in get_preset(p).all_specs()
+        if spec.kind in ("adapter", "fusion")
+    )
+)
 
 
 def randomise_norms(module: nn.Module) -> nn.Module:
@@ -78,3 +86,12 @@ def test_several_outputs_get_numbered_names(tmp_path):
     assert [o.name for o in onnx.load(path).graph.output] == ["output0", "output1", "output2"]
     parity = onnx_parity(Features(), inputs, path)
     assert parity.n_outputs == 3 and parity.max_abs_diff <= 1e-4
+
+
+@pytest.mark.parametrize("spec", ADAPTERS_AND_OPERATORS, ids=lambda s: s.key)
+def test_every_adapter_and_fusion_operator_of_the_presets_matches_torch(tmp_path, spec):
+    torch.manual_seed(0)
+    module = randomise_norms(spec.build())
+    inputs = {f"input{i}": torch.randn(*shape) for i, shape in enumerate(spec.input_shapes())}
+    parity = onnx_parity(module, inputs, export_onnx(module, inputs, tmp_path / "part.onnx"))
+    assert parity.max_abs_diff <= 1e-4

@@ -1,0 +1,470 @@
+"""Fusion: Table 2's operators, the feature adapter, the relaxed and the discrete fusion network.
+
+Every fused feature has the shape (B, C, L): C channels at L positions. A fusion network has
+``cells`` cells; cell ``p`` picks two inputs among the candidates F1 = [backbone features...,
+outputs of cells 1..p-1] (eq. 6). A cell has ``nodes`` nodes; node ``d`` picks two inputs among
+F2 = [X, Y, outputs of nodes 1..d-1] and applies one operator; the cell's output is its last
+node's output, and the network's output is its last cell's output.
+
+The relaxed network (DARTS) mixes the choices: every candidate input k of a cell's input slot is
+weighted by the softmax of α (eq. 7), every node input by the softmax of β, and every operator of
+a node by the softmax of γ (eq. 9). :meth:`RelaxedFusionNetwork.derive` keeps the argmax of each
+(eq. 8, 10): a :class:`Genotype`, from which :class:`FusionNetwork` builds the discrete network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hnas_edge.errors import ConfigError
+from hnas_edge.space.specs import FUSION_OPS, AdapterSpec, FusionOpSpec
+
+# --- operators (Table 2) ---------------------------------------------------------------------
+
+
+class Sum(nn.Module):
+    """Sum(X, Y) = X + Y."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x + y
+
+
+class ScaleDotAttn(nn.Module):
+    """Softmax(Xᵀ·Y / √C)·Yᵀ: every position of X attends over the positions of Y."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        scores = torch.matmul(x.transpose(1, 2), y) / math.sqrt(x.shape[1])
+        return torch.matmul(torch.softmax(scores, dim=-1), y.transpose(1, 2)).transpose(1, 2)
+
+
+class _ChannelLinear(nn.Module):
+    """A linear map over the channel axis applied at every position (a 1×1 Conv1d)."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(in_ch, out_ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class LinearGLU(nn.Module):
+    """LinearGLU(X, Y) = X·W1 ⊙ σ(Y·W2): Y gates each element of the transformed X."""
+
+    def __init__(self, C: int) -> None:
+        super().__init__()
+        self.w1, self.w2 = _ChannelLinear(C, C), _ChannelLinear(C, C)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.w1(x) * torch.sigmoid(self.w2(y))
+
+
+class ConcatFC(nn.Module):
+    """ConcatFC(X, Y) = ReLU(Concat(X, Y)·W + b), concatenated on the channel axis."""
+
+    def __init__(self, C: int) -> None:
+        super().__init__()
+        self.fc = _ChannelLinear(2 * C, C)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.fc(torch.cat([x, y], dim=1)))
+
+
+class _SqueezeExcite(nn.Module):
+    """E_S ⊙ T with E_S = σ(mean_L(S)·W + b): the squeezed source gates the target's channels."""
+
+    def __init__(self, C: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(C, C)
+
+    def gate(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        excitation = torch.sigmoid(self.fc(source.mean(dim=2)))
+        return excitation.unsqueeze(-1) * target
+
+
+class SE1(_SqueezeExcite):
+    """SE(X, Y) = E_X ⊙ Y: the first input recalibrates the second's channels."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.gate(x, y)
+
+
+class SE2(_SqueezeExcite):
+    """The mirror of SE1, E_Y ⊙ X: the second input recalibrates the first's channels."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.gate(y, x)
+
+
+class CatConvMish(nn.Module):
+    """Mish(Cat(X·W1, Y·W2)·W3): both inputs transformed, concatenated, mixed back to C, Mish."""
+
+    def __init__(self, C: int) -> None:
+        super().__init__()
+        self.w1, self.w2 = _ChannelLinear(C, C), _ChannelLinear(C, C)
+        self.mix = _ChannelLinear(2 * C, C)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.mish(self.mix(torch.cat([self.w1(x), self.w2(y)], dim=1)))
+
+
+_OPERATORS: dict[str, Any] = {
+    "Sum": lambda C, L: Sum(),
+    "ScaleDotAttn": lambda C, L: ScaleDotAttn(),
+    "LinearGLU": lambda C, L: LinearGLU(C),
+    "ConcatFC": lambda C, L: ConcatFC(C),
+    "SE1": lambda C, L: SE1(C),
+    "SE2": lambda C, L: SE2(C),
+    "CatConvMish": lambda C, L: CatConvMish(C),
+}
+assert tuple(_OPERATORS) == FUSION_OPS
+
+
+def build_operator(op: str, C: int, L: int) -> nn.Module:
+    if op not in _OPERATORS:
+        raise ConfigError(f"unknown fusion operator {op!r}; use one of {', '.join(FUSION_OPS)}")
+    return _OPERATORS[op](C, L)
+
+
+# --- adapter -----------------------------------------------------------------------------------
+
+
+def window_index(size: int, out: int) -> torch.Tensor:
+    """(out, k) indices of adaptive pooling's windows [⌊i·size/out⌋, ⌈(i+1)·size/out⌉).
+
+    Windows shorter than the longest repeat their last index, which leaves a max unchanged.
+    """
+    windows = [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+    k = max(end - start for start, end in windows)
+    return torch.tensor([[min(start + j, end - 1) for j in range(k)] for start, end in windows])
+
+
+def adaptive_max_pool(x: torch.Tensor, out: int) -> torch.Tensor:
+    """``F.adaptive_max_pool2d(x, out)`` in operations every ONNX runtime has.
+
+    The ONNX exporter refuses adaptive pooling whose output does not divide the input (7×7 → 4×4
+    here), so uneven cases gather each axis's windows and take their max; the windows depend on
+    static shapes only.
+    """
+    height, width = x.shape[-2:]
+    if height % out == 0 and width % out == 0:
+        return F.max_pool2d(x, (height // out, width // out))
+    for dim, size in ((2, height), (3, width)):
+        index = window_index(size, out).to(x.device)
+        x = x.index_select(dim, index.flatten()).unflatten(dim, tuple(index.shape)).amax(dim + 1)
+    return x
+
+
+class FeatureAdapter(nn.Module):
+    """Brings one backbone feature to (B, C, L).
+
+    A C_in×H×W map is max-pooled to √L×√L positions and flattened to (B, C_in, L); a flat vector
+    (B, C_in) is repeated at the L positions. Then a 1×1 Conv1d to C channels, batch norm, ReLU.
+    """
+
+    def __init__(self, in_shape: Sequence[int], C: int, L: int) -> None:
+        super().__init__()
+        side = math.isqrt(L)
+        if len(in_shape) == 3 and side * side != L:
+            raise ConfigError(f"fusion L={L} must be a perfect square to pool a feature map")
+        if len(in_shape) not in (1, 3):
+            raise ConfigError(f"an adapter takes C×H×W maps or flat vectors, got {tuple(in_shape)}")
+        self.in_shape, self.C, self.L, self.side = tuple(in_shape), C, L, side
+        self.conv = nn.Conv1d(in_shape[0], C, 1, bias=False)
+        self.bn = nn.BatchNorm1d(C)
+
+    @classmethod
+    def from_spec(cls, spec: AdapterSpec) -> FeatureAdapter:
+        return cls(spec.in_shape, spec.C, spec.L)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            x = adaptive_max_pool(x, self.side).flatten(2)
+        else:
+            x = x.unsqueeze(-1).expand(-1, -1, self.L)
+        return torch.relu(self.bn(self.conv(x)))
+
+
+# --- genotype ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeGene:
+    """A node: two inputs as indices into F2 = [X, Y, node 1, ...] and its operator."""
+
+    inputs: tuple[int, int]
+    op: str
+
+
+@dataclass(frozen=True)
+class CellGene:
+    """A cell: two inputs as indices into F1 = [candidates..., cell 1, ...] and its nodes."""
+
+    inputs: tuple[int, int]
+    nodes: tuple[NodeGene, ...]
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """A discrete fusion network over ``n_inputs`` candidate features."""
+
+    n_inputs: int
+    cells: tuple[CellGene, ...]
+
+    def __post_init__(self) -> None:
+        if not self.cells:
+            raise ConfigError("a fusion genotype needs at least one cell")
+        for p, cell in enumerate(self.cells):
+            _check_pair(cell.inputs, self.n_inputs + p, f"cells[{p}].inputs")
+            if not cell.nodes:
+                raise ConfigError(f"cells[{p}] has no nodes; a cell needs at least one")
+            for d, node in enumerate(cell.nodes):
+                _check_pair(node.inputs, 2 + d, f"cells[{p}].nodes[{d}].inputs")
+                if node.op not in FUSION_OPS:
+                    raise ConfigError(
+                        f"cells[{p}].nodes[{d}].op = {node.op!r}; "
+                        f"use one of {', '.join(FUSION_OPS)}"
+                    )
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.cells[0].nodes)
+
+    def live(self) -> tuple[frozenset[tuple[int, int]], frozenset[int]]:
+        """The nodes (cell, node) and the candidate features the output depends on.
+
+        A node no later node reads, or a cell no later cell reads, is dead: it would be computed
+        for nothing (and an ONNX exporter removes it), so it is neither run nor counted.
+        """
+        nodes: set[tuple[int, int]] = set()
+        inputs: set[int] = set()
+        live_cells = {len(self.cells) - 1}
+        for p in reversed(range(len(self.cells))):
+            if p not in live_cells:
+                continue
+            cell = self.cells[p]
+            wanted = {len(cell.nodes) - 1}
+            for d in reversed(range(len(cell.nodes))):
+                if d not in wanted:
+                    continue
+                nodes.add((p, d))
+                for source in cell.nodes[d].inputs:
+                    if source >= 2:
+                        wanted.add(source - 2)
+                        continue
+                    feature = cell.inputs[source]
+                    if feature >= self.n_inputs:
+                        live_cells.add(feature - self.n_inputs)
+                    else:
+                        inputs.add(feature)
+        return frozenset(nodes), frozenset(inputs)
+
+    def used_inputs(self) -> list[int]:
+        """Indices of the candidate features the network really reads."""
+        return sorted(self.live()[1])
+
+    def ops(self) -> list[str]:
+        return [node.op for cell in self.cells for node in cell.nodes]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_inputs": self.n_inputs,
+            "cells": [
+                {
+                    "inputs": list(cell.inputs),
+                    "nodes": [{"inputs": list(n.inputs), "op": n.op} for n in cell.nodes],
+                }
+                for cell in self.cells
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Genotype:
+        try:
+            cells = tuple(
+                CellGene(
+                    inputs=_pair(cell["inputs"]),
+                    nodes=tuple(
+                        NodeGene(inputs=_pair(node["inputs"]), op=str(node["op"]))
+                        for node in cell["nodes"]
+                    ),
+                )
+                for cell in data["cells"]
+            )
+            n_inputs = int(data["n_inputs"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"bad fusion genotype ({type(exc).__name__}: {exc}); expected "
+                '{"n_inputs": N, "cells": [{"inputs": [i, j], "nodes": [{"inputs": [a, b], '
+                '"op": NAME}, ...]}, ...]}'
+            ) from None
+        return cls(n_inputs, cells)
+
+
+def _pair(values: Any) -> tuple[int, int]:
+    first, second = values
+    return int(first), int(second)
+
+
+def _check_pair(pair: tuple[int, int], n_choices: int, where: str) -> None:
+    if not all(0 <= i < n_choices for i in pair):
+        raise ConfigError(f"{where} = {list(pair)}; each index must be in 0..{n_choices - 1}")
+
+
+def random_genotype(n_inputs: int, cells: int, nodes: int, rng: Any) -> Genotype:
+    """A uniformly random genotype (``rng``: a :class:`random.Random`)."""
+    return Genotype(
+        n_inputs,
+        tuple(
+            CellGene(
+                inputs=tuple(rng.sample(range(n_inputs + p), 2)),  # type: ignore[arg-type]
+                nodes=tuple(
+                    NodeGene(tuple(rng.sample(range(2 + d), 2)), rng.choice(FUSION_OPS))  # type: ignore[arg-type]
+                    for d in range(nodes)
+                ),
+            )
+            for p in range(cells)
+        ),
+    )
+
+
+# --- discrete network ----------------------------------------------------------------------------
+
+
+class FusionNetwork(nn.Module):
+    """The discrete fusion network of a genotype; ``forward(features)`` takes all candidates."""
+
+    def __init__(self, genotype: Genotype, C: int, L: int) -> None:
+        super().__init__()
+        self.genotype, self.C, self.L = genotype, C, L
+        self.ops = nn.ModuleList(
+            nn.ModuleList(build_operator(node.op, C, L) for node in cell.nodes)
+            for cell in genotype.cells
+        )
+
+        self.live_nodes = self.genotype.live()[0]
+
+    def forward(self, features: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """Run the live nodes; ``features`` may hold None for candidates nobody reads."""
+        states = list(features)
+        for p, (cell, ops) in enumerate(zip(self.genotype.cells, self.ops, strict=True)):
+            nodes = [states[cell.inputs[0]], states[cell.inputs[1]]]
+            for d, (node, op) in enumerate(zip(cell.nodes, ops, strict=True)):
+                live = (p, d) in self.live_nodes
+                nodes.append(op(nodes[node.inputs[0]], nodes[node.inputs[1]]) if live else None)
+            states.append(nodes[-1])
+        return states[-1]
+
+    def parts(self, live_only: bool = True) -> list[tuple[str, FusionOpSpec]]:
+        """One operator per node; by default only the live ones (those that run)."""
+        return [
+            (f"fusion.cell{p + 1}.node{d + 1}", FusionOpSpec(node.op, self.C, self.L))
+            for p, cell in enumerate(self.genotype.cells)
+            for d, node in enumerate(cell.nodes)
+            if not live_only or (p, d) in self.live_nodes
+        ]
+
+
+# --- relaxed network (DARTS) ---------------------------------------------------------------------
+
+
+class _MixedOp(nn.Module):
+    """Every operator of Table 2 at once, mixed by softmax(γ) (eq. 9)."""
+
+    def __init__(self, C: int, L: int) -> None:
+        super().__init__()
+        self.ops = nn.ModuleList(build_operator(op, C, L) for op in FUSION_OPS)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return sum(w * op(x, y) for w, op in zip(weights, self.ops, strict=True))  # type: ignore[return-value]
+
+
+def _mix(states: Sequence[torch.Tensor], logits: torch.Tensor) -> torch.Tensor:
+    """Σ_k softmax(logits)_k · states_k (eq. 7)."""
+    weights = torch.softmax(logits, dim=0)
+    return sum(w * s for w, s in zip(weights, states, strict=True))  # type: ignore[return-value]
+
+
+class RelaxedFusionNetwork(nn.Module):
+    """The fusion hypernetwork: α (cell inputs), β (node inputs), γ (operators), all relaxed.
+
+    α[p] has shape (2, n_inputs + p): one softmax over F1 per input slot of cell p; β[p][d] has
+    shape (2, 2 + d): one softmax over F2 per input slot of node d; γ[p] has shape
+    (nodes, |FP|). The identity/zero pair of eq. (7) is folded into one softmax per slot, whose
+    argmax is the same choice eq. (8) makes.
+    """
+
+    def __init__(self, n_inputs: int, cells: int, nodes: int, C: int, L: int) -> None:
+        super().__init__()
+        self.n_inputs, self.n_cells, self.n_nodes, self.C, self.L = n_inputs, cells, nodes, C, L
+        self.alpha = nn.ParameterList(
+            nn.Parameter(1e-3 * torch.randn(2, n_inputs + p)) for p in range(cells)
+        )
+        self.beta = nn.ParameterList(
+            nn.Parameter(1e-3 * torch.randn(2, 2 + d)) for _ in range(cells) for d in range(nodes)
+        )
+        self.gamma = nn.ParameterList(
+            nn.Parameter(1e-3 * torch.randn(nodes, len(FUSION_OPS))) for _ in range(cells)
+        )
+        self.mixed = nn.ModuleList(_MixedOp(C, L) for _ in range(cells * nodes))
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [*self.alpha, *self.beta, *self.gamma]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return list(self.mixed.parameters())
+
+    def op_weights(self) -> torch.Tensor:
+        """softmax(γ) per node, shape (cells, nodes, |FP|)."""
+        return torch.stack([torch.softmax(g, dim=-1) for g in self.gamma])
+
+    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        states = list(features)
+        for p in range(self.n_cells):
+            nodes = [_mix(states, self.alpha[p][slot]) for slot in range(2)]
+            for d in range(self.n_nodes):
+                beta = self.beta[p * self.n_nodes + d]
+                x, y = (_mix(nodes, beta[slot]) for slot in range(2))
+                gamma = torch.softmax(self.gamma[p][d], dim=-1)
+                nodes.append(self.mixed[p * self.n_nodes + d](x, y, gamma))
+            states.append(nodes[-1])
+        return states[-1]
+
+    @torch.no_grad()
+    def derive(self) -> Genotype:
+        """The discrete genotype: the most probable two distinct inputs per slot pair and the most
+        probable operator per node (eq. 8 and 10)."""
+        cells = []
+        for p in range(self.n_cells):
+            node_genes = []
+            for d in range(self.n_nodes):
+                op = FUSION_OPS[int(self.gamma[p][d].argmax())]
+                node_genes.append(NodeGene(_best_pair(self.beta[p * self.n_nodes + d]), op))
+            cells.append(CellGene(_best_pair(self.alpha[p]), tuple(node_genes)))
+        return Genotype(self.n_inputs, tuple(cells))
+
+
+def _best_pair(logits: torch.Tensor) -> tuple[int, int]:
+    """Two distinct inputs maximising the product of the slots' probabilities (eq. 8)."""
+    probs = torch.softmax(logits, dim=-1)
+    joint = probs[0].unsqueeze(1) * probs[1].unsqueeze(0)
+    joint.fill_diagonal_(-1.0)
+    flat = int(joint.argmax())
+    n = probs.shape[1]
+    return flat // n, flat % n
+
+
+def expected_cost(network: RelaxedFusionNetwork, cost_of_op: Mapping[str, float]) -> torch.Tensor:
+    """Σ_p Σ_d Σ_f softmax(γ_p[d])_f · cost(f) (eq. 11); differentiable with respect to γ."""
+    missing = [op for op in FUSION_OPS if op not in cost_of_op]
+    if missing:
+        raise ConfigError(f"no cost for fusion operator(s) {missing}; the LUT must hold them")
+    costs = torch.tensor([float(cost_of_op[op]) for op in FUSION_OPS])
+    return (network.op_weights() * costs).sum()
