@@ -89,6 +89,33 @@ def lut_check(
         raise typer.Exit(1)
 
 
+@lut_app.command("predict")
+def lut_predict(
+    path: Path = typer.Argument(..., help="LUT JSON file."),
+    space: str = typer.Option(..., "--space", help="Preset the architecture belongs to."),
+    config: str = typer.Option(
+        ...,
+        "--config",
+        help="Architecture: a JSON file or inline JSON (whole network or "
+        'one backbone\'s {"ks": [...], "e": [...], "d": [...]}).',
+    ),
+    modality: str = typer.Option(None, "--modality", help="Backbone a backbone config is for."),
+    accounting: str = typer.Option(
+        "ours", "--accounting", help="Whole networks: ours (what runs) or paper (Harmonic-NAS)."
+    ),
+) -> None:
+    """Latency and energy of one architecture on the LUT's device, per part and in total."""
+    from hnas_edge.profiling.architecture import price, read_config
+    from hnas_edge.profiling.cost import predict
+    from hnas_edge.profiling.lut import Lut
+    from hnas_edge.reporting import print_prediction
+    from hnas_edge.space.presets import get_preset
+
+    lut = Lut.load(path)
+    priced = price(get_preset(space), read_config(config), modality, accounting)
+    print_prediction(console, priced, predict(lut, priced.parts), lut)
+
+
 @lut_app.command("merge")
 def lut_merge(
     first: Path = typer.Argument(..., help="First LUT (e.g. shard 1/2)."),

@@ -11,7 +11,10 @@ from rich.table import Table
 from hnas_edge.profiling.summary import LutSummary
 
 if TYPE_CHECKING:
+    from hnas_edge.profiling.architecture import PricedArchitecture
+    from hnas_edge.profiling.cost import CostBreakdown
     from hnas_edge.profiling.coverage import Coverage
+    from hnas_edge.profiling.lut import Lut
     from hnas_edge.space.presets import SpacePreset
     from hnas_edge.space.summary import BackboneSummary
 
@@ -113,3 +116,31 @@ def print_coverage(console: Console, report: Coverage, path: Path) -> None:
     )
     for key in report.missing:
         console.print(f"  missing {key}", highlight=False)
+
+
+def _mj(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def print_prediction(
+    console: Console, priced: PricedArchitecture, cost: CostBreakdown, lut: Lut
+) -> None:
+    table = Table("part", "latency (ms)", "energy (mJ)", "key")
+    for part in cost.parts:
+        table.add_row(part.name, f"{part.latency_ms:.4f}", _mj(part.energy_mj), part.key)
+    console.print(table)
+    device = lut.device.get("name")
+    console.print(
+        f"{priced.what} on {device} ({priced.accounting} accounting, {cost.n_parts} parts): "
+        f"sum {cost.latency_sum_ms:.2f} ms, {_mj(cost.energy_sum_mj)} mJ"
+    )
+    if cost.calibrated:
+        console.print(
+            f"calibrated whole network: {cost.latency_ms:.2f} ms, {_mj(cost.energy_mj)} mJ"
+        )
+    else:
+        console.print("no calibration in this LUT: the sum is the estimate")
+    if cost.energy_is_estimate:
+        console.print(
+            "[yellow]energy figures are ESTIMATES (nominal power × time), not measured[/]"
+        )

@@ -96,3 +96,57 @@ def test_lut_check_lists_what_a_space_needs_and_exits_1_when_keys_are_missing(tm
     assert result.returncode == 1
     assert "57 of 57 keys of space avmnist missing" in result.stdout
     assert "missing fusion|op=CatConvMish|C=192|L=16" in result.stdout
+
+
+def full_lut(path, space="avmnist", latency=0.1):
+    """A LUT holding every key of a space, each part costing ``latency`` ms and 2·latency mJ."""
+    from hnas_edge.space.presets import get_preset
+
+    entries = {
+        spec.key: {
+            "latency_ms": {"median": latency, "std": 0.0},
+            "energy_mj": {"total": 2 * latency, "dynamic": None, "source": "test"},
+        }
+        for spec in get_preset(space).all_specs()
+    }
+    device = {"name": "cpu", "runtime": "onnxruntime", "precision": "fp32"}
+    Lut(device=device, entries=entries).save(path)
+    return path
+
+
+def test_lut_predict_prices_one_backbone_part_by_part(tmp_path):
+    lut = full_lut(tmp_path / "cpu.json")
+    config = '{"ks": [5, 5, 5, 7], "e": [3, 6, 4, 3], "d": [2]}'
+    result = hnas("lut", "predict", str(lut), "--space", "avmnist", "--config", config,
+                  "--modality", "image")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # stem, first, two stage blocks, final expand, feature mix, classifier: 7 parts of 0.1 ms
+    assert "image backbone on cpu (whole backbone with classifier accounting, 7 parts): " \
+        "sum 0.70 ms, 1.4000 mJ" in result.stdout  # fmt: skip
+
+
+def test_lut_predict_prices_a_whole_network_under_either_accounting(tmp_path):
+    import json
+
+    from hnas_edge.space.mmnn import arch_parts, random_arch
+    from hnas_edge.space.presets import get_preset
+
+    preset = get_preset("avmnist")
+    arch = random_arch(preset, rng=4)
+    config = tmp_path / "arch.json"
+    config.write_text(json.dumps(arch.to_dict()))
+    lut = full_lut(tmp_path / "cpu.json")
+    for accounting in ("ours", "paper"):
+        n = len(arch_parts(preset, arch, accounting))
+        result = hnas("lut", "predict", str(lut), "--space", "avmnist", "--config", str(config),
+                      "--accounting", accounting)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"({accounting} accounting, {n} parts): sum {0.1 * n:.2f} ms" in result.stdout
+
+
+def test_lut_predict_refuses_a_config_outside_the_space_in_one_line(tmp_path):
+    lut = full_lut(tmp_path / "cpu.json")
+    result = hnas("lut", "predict", str(lut), "--space", "avmnist", "--modality", "audio",
+                  "--config", '{"ks": [4, 3, 3, 3], "e": [3, 3, 3, 3], "d": [2]}')  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: config ks[0] = 4; allowed values: 3, 5, 7"
