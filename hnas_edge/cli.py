@@ -56,6 +56,38 @@ def space_show(name: str = typer.Argument(..., help="Preset: avmnist, memes or m
     print_space_summary(console, preset, summarize_preset(preset))
 
 
+@app.command("profile")
+def profile(
+    device: str = typer.Option(
+        ...,
+        "--device",
+        help="Shipped profile (cpu, gpu, agx, tx2, orin) or the path of a device TOML.",
+    ),
+    space: str = typer.Option("avmnist", "--space", help="Preset whose parts to measure."),
+    out: Path = typer.Option(None, "--out", help="LUT to write (default DEVICE.json)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted profile."),
+    shard: str = typer.Option("1/1", "--shard", help="Measure part I of N of the keys."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Measure at most N keys (quick look)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
+) -> None:
+    """Measure the latency and energy of every part a space can need on this device."""
+    from hnas_edge.profiling.device import DeviceProfile
+    from hnas_edge.profiling.profiler import ProfileRequest, Shard, profile_with_progress
+
+    profile_device = DeviceProfile.load(device)
+    request = ProfileRequest(
+        device=profile_device,
+        space=space,
+        out=out or Path(f"{profile_device.name}.json"),
+        resume=resume,
+        shard=Shard.parse(shard),
+        limit=limit,
+        seed=seed,
+    )
+    lut = profile_with_progress(request, console)
+    console.print(f"wrote {request.out}: {len(lut)} entries")
+
+
 lut_app = typer.Typer(
     help="Inspect, check, merge and validate latency/energy LUTs.", no_args_is_help=True
 )
@@ -114,6 +146,23 @@ def lut_predict(
     lut = Lut.load(path)
     priced = price(get_preset(space), read_config(config), modality, accounting)
     print_prediction(console, priced, predict(lut, priced.parts), lut)
+
+
+@lut_app.command("validate")
+def lut_validate(
+    path: Path = typer.Argument(..., help="LUT JSON file (the calibration is written into it)."),
+    device: str = typer.Option(..., "--device", help="The device profile the LUT was made with."),
+    space: str = typer.Option("avmnist", "--space", help="Preset to sample networks from."),
+    samples: int = typer.Option(50, "--samples", help="Random whole networks to measure."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampled architectures."),
+) -> None:
+    """Measure random whole networks, compare with the LUT sums, fit and store the calibration."""
+    from hnas_edge.profiling.device import DeviceProfile
+    from hnas_edge.profiling.validate import validate_with_progress
+    from hnas_edge.reporting import print_validation
+
+    report = validate_with_progress(path, DeviceProfile.load(device), space, samples, seed, console)
+    print_validation(console, report, path)
 
 
 @lut_app.command("merge")

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from hnas_edge.profiling.cost import CostBreakdown
     from hnas_edge.profiling.coverage import Coverage
     from hnas_edge.profiling.lut import Lut
+    from hnas_edge.profiling.validate import MetricReport, ValidationReport
     from hnas_edge.space.presets import SpacePreset
     from hnas_edge.space.summary import BackboneSummary
 
@@ -144,3 +145,35 @@ def print_prediction(
         console.print(
             "[yellow]energy figures are ESTIMATES (nominal power × time), not measured[/]"
         )
+
+
+def _fidelity_row(table: Table, label: str, report: MetricReport) -> None:
+    for when, fid in (("before", report.before), ("after", report.after)):
+        table.add_row(
+            label,
+            when,
+            str(fid.n),
+            f"{fid.within_5:.0%}",
+            f"{fid.within_10:.0%}",
+            f"{fid.spearman:.3f}",
+            f"{fid.mean_abs_rel_error:.1%}",
+        )
+
+
+def print_validation(console: Console, report: ValidationReport, path: Path) -> None:
+    console.print(
+        f"{len(report.networks)} networks measured end to end; calibration fitted on every "
+        "other one, figures below on the others (held out)"
+    )
+    table = Table("metric", "calibration", "networks", "±5%", "±10%", "Spearman", "mean |err|")
+    _fidelity_row(table, "latency", report.latency)
+    if report.energy is not None:
+        _fidelity_row(table, "energy", report.energy)
+    console.print(table)
+    cal = report.latency.calibration
+    console.print(
+        f"latency calibration a={cal.a:.4f} c={cal.c:.5f} ms/part b={cal.b:.4f} ms, "
+        f"written to {path}"
+    )
+    if report.energy is None:
+        console.print("energy: estimated from latency here, so it follows the same calibration")

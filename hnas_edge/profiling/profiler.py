@@ -1,0 +1,211 @@
+"""`hnas profile`: measure every part a space can need on one device and write the LUT.
+
+The loop is: enumerate the space's specs (:meth:`SpacePreset.all_specs`), keep those of this
+shard that the LUT does not hold yet, and for each one build its module, export it to ONNX, time it
+with the device profile's runtime, measure its energy with the profile's meter, and write the LUT
+atomically. A kill at any moment loses at most the entry being measured; ``--resume`` goes on.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hnas_edge.errors import HnasError
+from hnas_edge.io import provenance
+from hnas_edge.profiling.device import DeviceProfile
+from hnas_edge.profiling.energy import EnergyMeasurer
+from hnas_edge.profiling.lut import Lut, identity
+from hnas_edge.profiling.runtimes import Runtime, get_runtime
+from hnas_edge.profiling.state import device_state
+from hnas_edge.space.presets import get_preset
+from hnas_edge.space.specs import LayerSpec
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` (1-based) of ``count``: every count-th key of the sorted key list."""
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        try:
+            index, count = (int(p) for p in text.split("/"))
+        except ValueError:
+            raise HnasError(f"--shard {text!r} is not I/N; write e.g. --shard 1/2") from None
+        if not 1 <= index <= count:
+            raise HnasError(f"--shard {text}: I must be between 1 and N; write e.g. --shard 1/2")
+        return cls(index, count)
+
+    def select(self, specs: Sequence[LayerSpec]) -> list[LayerSpec]:
+        ordered = sorted(specs, key=lambda s: s.key)
+        return ordered[self.index - 1 :: self.count]
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    device: DeviceProfile
+    space: str
+    out: Path
+    resume: bool = False
+    shard: Shard = Shard()
+    limit: int | None = None
+    seed: int = 0
+
+
+def random_inputs(spec: LayerSpec, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape).astype(np.float32) for shape in spec.input_shapes()]
+
+
+def load_part(
+    runtime: Runtime, module: Any, example: dict[str, Any], workdir: Path
+) -> dict[str, np.ndarray]:
+    """Hand a module to the runtime (as ONNX unless it times modules); return its numpy inputs."""
+    if runtime.accepts_modules:
+        runtime.load_module(module, example)  # type: ignore[attr-defined]
+    else:
+        from hnas_edge.export.onnx import export_onnx
+
+        runtime.load(export_onnx(module, example, workdir / "part.onnx"))
+    return {name: tensor.numpy() for name, tensor in example.items()}
+
+
+def measure_part(
+    spec: LayerSpec, runtime: Runtime, energy: EnergyMeasurer, device: DeviceProfile, seed: int
+) -> dict[str, Any]:
+    """One LUT entry: latency statistics and energy of ``spec`` on this device."""
+    import torch
+
+    torch.manual_seed(seed)
+    arrays = random_inputs(spec, seed)
+    example = {f"input{i}": torch.from_numpy(a) for i, a in enumerate(arrays)}
+    with tempfile.TemporaryDirectory(prefix="hnas-part-") as tmp:
+        inputs = load_part(runtime, spec.build(), example, Path(tmp))
+        try:
+            timing = runtime.time(inputs, device.timing)
+            energy_mj = energy.per_inference(lambda: runtime.run(inputs), timing.stats.median)
+        finally:
+            runtime.close()
+    return {
+        "spec": spec.to_dict(),
+        "latency_ms": timing.stats.to_dict(),
+        "energy_mj": energy_mj,
+        "attempts": timing.attempts,
+        "origin": {"kind": "measured"},
+    }
+
+
+def _new_lut(request: ProfileRequest, runtime: Runtime, energy: EnergyMeasurer) -> Lut:
+    device = request.device
+    return Lut(
+        device={
+            "name": device.name,
+            "runtime": device.runtime,
+            "precision": device.precision,
+            "meter": energy.source,
+            "runtime_info": runtime.describe(),
+            "profile": device.to_dict(),
+            "state": device_state(device),
+        },
+        settings={
+            "batch": 1,
+            "space": request.space,
+            "seed": request.seed,
+            **device.timing_dict(),
+            "idle_power_w": energy.idle_w,
+        },
+        provenance=provenance({"shard": str(request.shard), "limit": request.limit}),
+        extra={"shard": str(request.shard)},
+    )
+
+
+def _open_lut(request: ProfileRequest, runtime: Runtime, energy: EnergyMeasurer) -> Lut:
+    out = request.out
+    if out.exists() and not request.resume:
+        raise HnasError(
+            f"{out} already exists; pass --resume to continue it or choose another --out"
+        )
+    if out.exists():
+        lut = Lut.load(out)
+        expected = (request.device.name, request.device.runtime, request.device.precision)
+        if identity(lut) != expected:
+            raise HnasError(
+                f"{out} was profiled for {identity(lut)}, not {expected}; "
+                "resume it with the same --device or write to another --out"
+            )
+        return lut
+    return _new_lut(request, runtime, energy)
+
+
+def pending_specs(request: ProfileRequest, lut: Lut | None = None) -> list[LayerSpec]:
+    """The specs this run still has to measure, in a stable order."""
+    specs = request.shard.select(get_preset(request.space).all_specs())
+    todo = [s for s in specs if lut is None or s.key not in lut]
+    return todo[: request.limit] if request.limit is not None else todo
+
+
+def profile(
+    request: ProfileRequest,
+    on_progress: Callable[[int, int, LayerSpec], None] | None = None,
+) -> Lut:
+    """Measure every pending spec and checkpoint the LUT after each one."""
+    device = request.device
+    runtime = get_runtime(device.runtime, **device.runtime_options())
+    energy = EnergyMeasurer.for_device(device)
+    lut = _open_lut(request, runtime, energy)
+    todo = pending_specs(request, lut)
+    lut.save(request.out)
+    for done, spec in enumerate(_with_progress(todo, on_progress)):
+        lut.entries[spec.key] = measure_part(spec, runtime, energy, device, request.seed + done)
+        lut.save(request.out)
+    return lut
+
+
+def _with_progress(
+    specs: Sequence[LayerSpec], on_progress: Callable[[int, int, LayerSpec], None] | None
+) -> Iterator[LayerSpec]:
+    for i, spec in enumerate(specs):
+        if on_progress:
+            on_progress(i, len(specs), spec)
+        yield spec
+
+
+def profile_with_progress(request: ProfileRequest, console: Any) -> Lut:
+    """:func:`profile` with a rich progress bar (entries done, ETA, the part being measured)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[part]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"profiling {request.space}", total=None, part="")
+
+        def advance(done: int, total: int, spec: LayerSpec) -> None:
+            bar.update(task, completed=done, total=total, part=spec.key[:60])
+
+        lut = profile(request, advance)
+        bar.update(task, completed=bar.tasks[0].total or 0, part="done")
+    return lut

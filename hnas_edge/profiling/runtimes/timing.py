@@ -1,0 +1,130 @@
+"""Timing statistics and the timing loop every runtime shares.
+
+The loop is pure (the clock and the call are injected), so its rules are tested exactly: warm up
+for ``warmup_s``; time at least ``min_iters`` calls and at least ``min_time_s``; if the spread
+(coefficient of variation) is above ``max_cv``, measure again, up to ``retries`` more times, and
+keep the steadiest attempt (spread judged by :attr:`LatencyStats.robust_cv`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from hnas_edge.errors import ConfigError
+
+Clock = Callable[[], int]  # nanoseconds, monotonic
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    warmup_s: float = 0.2
+    min_iters: int = 300
+    min_time_s: float = 0.5
+    max_cv: float = 0.10
+    retries: int = 2
+
+    def __post_init__(self) -> None:
+        checks = {
+            "warmup_s": self.warmup_s >= 0,
+            "min_iters": self.min_iters >= 2,
+            "min_time_s": self.min_time_s >= 0,
+            "max_cv": self.max_cv > 0,
+            "retries": self.retries >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(
+                    f"timing.{name} = {getattr(self, name)!r} is out of range "
+                    "(warmup_s, min_time_s >= 0; min_iters >= 2; max_cv > 0; retries >= 0)"
+                )
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Latency of one call in milliseconds."""
+
+    median: float
+    p10: float
+    p90: float
+    mean: float
+    std: float
+    n: int
+
+    @property
+    def cv(self) -> float:
+        return self.std / self.mean if self.mean > 0 else float("inf")
+
+    @property
+    def robust_cv(self) -> float:
+        """Spread of the bulk: (p90 − p10) / (2·1.2816·median), σ/median for a normal law.
+
+        Sub-0.1 ms calls on a shared CPU have rare long stalls that inflate std/mean without
+        moving the median; retries are decided on this figure, both are recorded.
+        """
+        return (self.p90 - self.p10) / (2 * 1.2816 * self.median) if self.median > 0 else 0.0
+
+    @classmethod
+    def from_samples(cls, samples_ms: Sequence[float]) -> LatencyStats:
+        arr = np.asarray(samples_ms, dtype=float)
+        if arr.size < 2:
+            raise ValueError("latency statistics need at least two samples")
+        return cls(
+            median=float(np.median(arr)),
+            p10=float(np.percentile(arr, 10)),
+            p90=float(np.percentile(arr, 90)),
+            mean=float(arr.mean()),
+            std=float(arr.std(ddof=1)),
+            n=int(arr.size),
+        )
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {**asdict(self), "cv": self.cv, "robust_cv": self.robust_cv}
+
+
+@dataclass(frozen=True)
+class Timing:
+    stats: LatencyStats
+    attempts: int
+
+
+def _one_attempt(run_once: Callable[[], object], settings: TimingSettings, clock: Clock):
+    samples: list[float] = []
+    start = clock()
+    min_time_ns = settings.min_time_s * 1e9
+    while len(samples) < settings.min_iters or clock() - start < min_time_ns:
+        t0 = clock()
+        run_once()
+        samples.append((clock() - t0) / 1e6)
+    return LatencyStats.from_samples(samples)
+
+
+def time_callable(
+    run_once: Callable[[], object],
+    settings: TimingSettings,
+    clock: Clock = time.perf_counter_ns,
+    timed: Callable[[Callable[[], object], TimingSettings], LatencyStats] | None = None,
+) -> Timing:
+    """Warm up, then time ``run_once``; retry while too noisy and keep the steadiest attempt.
+
+    ``timed`` replaces the per-attempt loop for runtimes that time differently (CUDA events).
+    """
+    warm_until = clock() + settings.warmup_s * 1e9
+    run_once()
+    while clock() < warm_until:
+        run_once()
+    attempt = timed or (lambda fn, s: _one_attempt(fn, s, clock))
+    best = attempt(run_once, settings)
+    attempts = 1
+    while best.robust_cv > settings.max_cv and attempts <= settings.retries:
+        stats = attempt(run_once, settings)
+        attempts += 1
+        if stats.robust_cv < best.robust_cv:
+            best = stats
+    return Timing(best, attempts)

@@ -1,0 +1,204 @@
+"""`hnas lut validate`: the LUT's sums against whole networks measured end to end.
+
+N random whole networks of the space are built, exported and timed with the device's runtime
+and settings, exactly as the parts were. Half of them (every other one) fit the calibration
+``a·sum + c·n_parts + b``; the other half, which the fit never saw, report how close the LUT comes
+before and after calibration. The calibration is stored in the LUT (atomically).
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from hnas_edge.errors import HnasError
+from hnas_edge.export.onnx import export_onnx
+from hnas_edge.profiling.cost import predict, require_keys
+from hnas_edge.profiling.device import DeviceProfile
+from hnas_edge.profiling.energy import EnergyMeasurer
+from hnas_edge.profiling.fidelity import Fidelity, fidelity, fit_calibration
+from hnas_edge.profiling.lut import Calibration, Lut
+from hnas_edge.profiling.runtimes import Runtime, get_runtime
+from hnas_edge.space.mmnn import arch_parts, build_fresh, random_arch
+from hnas_edge.space.presets import get_preset
+
+
+@dataclass(frozen=True)
+class NetworkMeasurement:
+    arch: dict[str, Any]
+    n_parts: int
+    latency_sum_ms: float
+    latency_ms: float
+    energy_sum_mj: float | None
+    energy_mj: float | None
+
+
+@dataclass(frozen=True)
+class MetricReport:
+    """One metric (latency or energy): fidelity before and after calibration on held-out nets."""
+
+    calibration: Calibration
+    before: Fidelity
+    after: Fidelity
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    networks: tuple[NetworkMeasurement, ...]
+    latency: MetricReport
+    energy: MetricReport | None
+
+    def to_dict(self) -> dict[str, Any]:
+        def metric(report: MetricReport | None) -> dict[str, Any] | None:
+            if report is None:
+                return None
+            return {
+                "calibration": report.calibration.to_dict(),
+                "held_out_before": report.before.to_dict(),
+                "held_out_after": report.after.to_dict(),
+            }
+
+        return {
+            "n": len(self.networks),
+            "latency": metric(self.latency),
+            "energy": metric(self.energy),
+        }
+
+
+def _graph_inputs(path: Path) -> set[str]:
+    return {i.name for i in onnx.load(str(path), load_external_data=False).graph.input}
+
+
+def measure_network(
+    lut: Lut,
+    device: DeviceProfile,
+    runtime: Runtime,
+    energy: EnergyMeasurer | None,
+    arch_dict: dict[str, Any],
+    seed: int,
+) -> NetworkMeasurement:
+    """Build, export and time one whole network; price it from the LUT (uncalibrated sums)."""
+    import torch
+
+    from hnas_edge.space.mmnn import MultimodalArch
+
+    arch = MultimodalArch.from_dict(arch_dict)
+    preset = get_preset(arch.preset)
+    parts = arch_parts(preset, arch)
+    cost = predict(lut, parts)
+    torch.manual_seed(seed)
+    net = build_fresh(preset, arch).eval()
+    example = net.example_inputs()
+    with tempfile.TemporaryDirectory(prefix="hnas-net-") as tmp:
+        path = export_onnx(net, example, Path(tmp) / "net.onnx")
+        names = _graph_inputs(path)
+        inputs = {k: v.numpy() for k, v in example.items() if k in names}
+        runtime.load(path)
+        try:
+            timing = runtime.time(inputs, device.timing)
+            latency = float(timing.stats.median)
+            energy_mj = None
+            if energy is not None:
+                reading = energy.per_inference(lambda: runtime.run(inputs), latency)
+                energy_mj = reading.get("total")
+        finally:
+            runtime.close()
+    return NetworkMeasurement(
+        arch=arch_dict,
+        n_parts=len(parts),
+        latency_sum_ms=cost.latency_sum_ms,
+        latency_ms=latency,
+        energy_sum_mj=cost.energy_sum_mj,
+        energy_mj=energy_mj,
+    )
+
+
+def _metric(sums: list[float], n_parts: list[int], measured: list[float]) -> MetricReport:
+    fit, held = slice(0, None, 2), slice(1, None, 2)
+    calibration = fit_calibration(sums[fit], n_parts[fit], measured[fit])
+    held_sums, held_parts, held_measured = sums[held], n_parts[held], measured[held]
+    after = [calibration.apply(s, n) for s, n in zip(held_sums, held_parts, strict=True)]
+    return MetricReport(
+        calibration=calibration,
+        before=fidelity(held_sums, held_measured),
+        after=fidelity(after, held_measured),
+    )
+
+
+def validate(
+    lut_path: Path,
+    device: DeviceProfile,
+    space: str,
+    samples: int,
+    seed: int = 0,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ValidationReport:
+    """Measure ``samples`` random networks, fit and store the calibration, report fidelity."""
+    if samples < 4:
+        raise HnasError(f"--samples {samples} is too few; give at least 4 (half fit, half test)")
+    lut = Lut.load(lut_path)
+    if lut.device.get("name") != device.name or lut.device.get("runtime") != device.runtime:
+        raise HnasError(
+            f"{lut_path} was profiled on {lut.device.get('name')} with "
+            f"{lut.device.get('runtime')}; validate it with that --device"
+        )
+    preset = get_preset(space)
+    require_keys(lut, [spec.key for spec in preset.all_specs()], f"space {space}")
+    runtime = get_runtime(device.runtime, **device.runtime_options())
+    measurer = EnergyMeasurer.for_device(device)
+    energy = None if measurer.source == "estimate" else measurer
+    rng = random.Random(seed)
+    networks = []
+    for i in range(samples):
+        if on_progress:
+            on_progress(i, samples)
+        arch = random_arch(preset, rng).to_dict()
+        networks.append(measure_network(lut, device, runtime, energy, arch, seed + i))
+    if on_progress:
+        on_progress(samples, samples)
+    n_parts = np.array([n.n_parts for n in networks])
+    latency = _metric(
+        np.array([n.latency_sum_ms for n in networks]),
+        n_parts,
+        np.array([n.latency_ms for n in networks]),
+    )
+    energy_report = None
+    if energy is not None and all(n.energy_mj and n.energy_sum_mj for n in networks):
+        energy_report = _metric(
+            np.array([n.energy_sum_mj for n in networks]),
+            n_parts,
+            np.array([n.energy_mj for n in networks]),
+        )
+    lut.calibration["latency"] = latency.calibration
+    if energy_report is not None:
+        lut.calibration["energy"] = energy_report.calibration
+    elif measurer.source == "estimate":
+        # Estimated energy is nominal power × time: it follows the latency calibration exactly.
+        lut.calibration["energy"] = latency.calibration
+    lut.extra["validation"] = {
+        "space": space,
+        "seed": seed,
+        **ValidationReport(tuple(networks), latency, energy_report).to_dict(),
+    }
+    lut.save(lut_path)
+    return ValidationReport(tuple(networks), latency, energy_report)
+
+
+def validate_with_progress(
+    lut_path: Path, device: DeviceProfile, space: str, samples: int, seed: int, console: Any
+) -> ValidationReport:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(f"measuring {space} networks", total=samples)
+        return validate(
+            lut_path, device, space, samples, seed, lambda done, _: bar.update(task, completed=done)
+        )

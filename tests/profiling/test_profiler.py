@@ -1,0 +1,137 @@
+"""`hnas profile`: every key of a space measured, checkpointed, resumable, shardable."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hnas_edge.profiling.lut import Lut, merge
+from hnas_edge.profiling.profiler import Shard
+from hnas_edge.space.presets import get_preset
+
+FAST_DEVICE = """
+name = "cpu"
+runtime = "onnxruntime"
+threads = 1
+meter = "estimate"
+nominal_power_w = 10.0
+[timing]
+warmup_s = 0.0
+min_iters = 5
+min_time_s = 0.0
+max_cv = 10.0
+retries = 0
+"""
+
+
+@pytest.fixture
+def device(tmp_path):
+    path = tmp_path / "fast.toml"
+    path.write_text(FAST_DEVICE)
+    return str(path)
+
+
+def hnas(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from hnas_edge.cli import main; main()", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        **kwargs,
+    )
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    process = hnas(*args)
+    out, err = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(args, process.returncode, out, err)
+
+
+def space_keys() -> set[str]:
+    return {spec.key for spec in get_preset("avmnist").all_specs()}
+
+
+def test_shards_split_the_sorted_keys_without_overlap():
+    specs = get_preset("avmnist").all_specs()
+    parts = [Shard(i, 3).select(specs) for i in (1, 2, 3)]
+    assert sum(len(p) for p in parts) == len(specs)
+    assert set().union(*({s.key for s in p} for p in parts)) == space_keys()
+
+
+def test_two_shards_merged_equal_one_unsharded_run(tmp_path, device):
+    whole, first, second = (tmp_path / n for n in ("whole.json", "s1.json", "s2.json"))
+    assert run("profile", "--device", device, "--out", str(whole)).returncode == 0
+    assert run("profile", "--device", device, "--shard", "1/2", "--out", str(first)).returncode == 0
+    assert (
+        run("profile", "--device", device, "--shard", "2/2", "--out", str(second)).returncode == 0
+    )
+    merged, both = merge(Lut.load(first), Lut.load(second))
+    assert both == []
+    assert set(merged.entries) == set(Lut.load(whole).entries) == space_keys()
+    entry = Lut.load(whole).entries[next(iter(space_keys()))]
+    assert entry["origin"] == {"kind": "measured"}
+    assert entry["energy_mj"]["estimate"] is True  # no meter: labelled an estimate
+    assert run("lut", "check", str(whole), "--space", "avmnist").returncode == 0
+
+
+def test_killed_mid_run_then_resumed_loses_and_repeats_nothing(tmp_path, device):
+    out = tmp_path / "lut.json"
+    process = hnas("profile", "--device", device, "--out", str(out))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if out.exists() and len(json.loads(out.read_text())["entries"]) >= 5:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    partial = Lut.load(out)  # valid JSON with valid entries, even right after SIGKILL
+    assert 5 <= len(partial) < len(space_keys())
+    refused = run("profile", "--device", device, "--out", str(out))
+    assert refused.returncode == 2 and "pass --resume" in refused.stderr
+    resumed = run("profile", "--device", device, "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    final = Lut.load(out)
+    assert set(final.entries) == space_keys()
+    for key, entry in partial.entries.items():
+        assert final.entries[key] == entry  # what was measured before the kill is kept as is
+
+
+def test_resume_refuses_a_lut_of_another_device(tmp_path, device):
+    out = tmp_path / "lut.json"
+    Lut(device={"name": "agx", "runtime": "tensorrt", "precision": "fp16"}).save(out)
+    result = run("profile", "--device", device, "--out", str(out), "--resume")
+    assert result.returncode == 2
+    assert "resume it with the same --device" in result.stderr
+
+
+def test_a_bad_shard_is_refused_in_one_line(device, tmp_path):
+    result = run("profile", "--device", device, "--shard", "3/2", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: --shard 3/2")
+
+
+def test_validate_measures_whole_networks_and_stores_the_calibration(tmp_path, device):
+    out = tmp_path / "lut.json"
+    assert run("profile", "--device", device, "--out", str(out)).returncode == 0
+    result = run("lut", "validate", str(out), "--device", device, "--samples", "6")
+    assert result.returncode == 0, result.stderr
+    assert "6 networks measured end to end" in result.stdout
+    lut = Lut.load(out)
+    assert lut.calibration["latency"].fitted_on == 3
+    assert lut.extra["validation"]["n"] == 6
+    assert "held_out_after" in lut.extra["validation"]["latency"]
+
+
+def test_validate_refuses_an_incomplete_lut(tmp_path, device):
+    out = tmp_path / "lut.json"
+    assert run("profile", "--device", device, "--out", str(out), "--limit", "2").returncode == 0
+    result = run("lut", "validate", str(out), "--device", device, "--samples", "6")
+    assert result.returncode == 2
+    assert "LUT lacks 55 key(s) needed for space avmnist" in result.stderr
