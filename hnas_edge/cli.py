@@ -108,6 +108,9 @@ def lut_show(path: Path = typer.Argument(..., help="LUT JSON file.")) -> None:
 def lut_check(
     path: Path = typer.Argument(..., help="LUT JSON file."),
     space: str = typer.Option(..., "--space", help="Preset whose keys the LUT must hold."),
+    accounting: str = typer.Option(
+        None, "--accounting", help="ours or paper (default: paper for imported tables)."
+    ),
 ) -> None:
     """List the keys a search space needs that the LUT lacks (exit 1 when any is missing)."""
     from hnas_edge.profiling.coverage import coverage
@@ -115,7 +118,7 @@ def lut_check(
     from hnas_edge.reporting import print_coverage
     from hnas_edge.space.presets import get_preset
 
-    report = coverage(Lut.load(path), get_preset(space))
+    report = coverage(Lut.load(path), get_preset(space), accounting)
     print_coverage(console, report, path)
     if not report.complete:
         raise typer.Exit(1)
@@ -133,17 +136,22 @@ def lut_predict(
     ),
     modality: str = typer.Option(None, "--modality", help="Backbone a backbone config is for."),
     accounting: str = typer.Option(
-        "ours", "--accounting", help="Whole networks: ours (what runs) or paper (Harmonic-NAS)."
+        None,
+        "--accounting",
+        help="Whole networks: ours (what runs) or paper (Harmonic-NAS; the default for "
+        "imported tables).",
     ),
 ) -> None:
     """Latency and energy of one architecture on the LUT's device, per part and in total."""
     from hnas_edge.profiling.architecture import price, read_config
     from hnas_edge.profiling.cost import predict
+    from hnas_edge.profiling.coverage import default_accounting
     from hnas_edge.profiling.lut import Lut
     from hnas_edge.reporting import print_prediction
     from hnas_edge.space.presets import get_preset
 
     lut = Lut.load(path)
+    accounting = accounting or default_accounting(lut)
     priced = price(get_preset(space), read_config(config), modality, accounting)
     print_prediction(console, priced, predict(lut, priced.parts), lut)
 
@@ -163,6 +171,57 @@ def lut_validate(
 
     report = validate_with_progress(path, DeviceProfile.load(device), space, samples, seed, console)
     print_validation(console, report, path)
+
+
+@lut_app.command("import")
+def lut_import(
+    source: str = typer.Argument(..., help="Whose tables: harmonic-nas."),
+    backbone: list[Path] = typer.Option(
+        [], "--backbone", help="A published backbone table (lut_ofa_*_DEVICE.json); repeatable."
+    ),
+    fusion: Path = typer.Option(None, "--fusion", help="The published fusion table."),
+    device: str = typer.Option(..., "--device", help="tx2 or agx: the device they measured."),
+    out: Path = typer.Option(..., "--out", help="LUT to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+) -> None:
+    """Convert the Harmonic-NAS authors' published Jetson tables into a LUT."""
+    from hnas_edge.errors import HnasError
+    from hnas_edge.profiling.harmonic_import import import_tables, unmapped_summary
+
+    if source != "harmonic-nas":
+        raise HnasError(f"unknown table source {source!r}; hnas-edge imports harmonic-nas")
+    if out.exists() and not force:
+        raise HnasError(f"{out} already exists; choose another --out or pass --force")
+    result = import_tables(backbone, fusion, device)
+    result.lut.save(out)
+    counts = ", ".join(f"{name}: {n}" for name, n in result.sources.items())
+    console.print(f"wrote {out}: {len(result.lut)} entries ({counts})")
+    if result.unmapped:
+        console.print(
+            f"{len(result.unmapped)} key(s) match no part of our spaces and were not imported: "
+            f"{unmapped_summary(result.unmapped)}",
+            highlight=False,
+        )
+
+
+@lut_app.command("compare")
+def lut_compare(
+    first: Path = typer.Argument(..., help="LUT A (e.g. cpu.json)."),
+    second: Path = typer.Argument(..., help="LUT B (e.g. tx2-paper.json)."),
+    space: str = typer.Option(..., "--space", help="Preset to compare on."),
+    samples: int = typer.Option(200, "--samples", help="Random architectures to price."),
+    seed: int = typer.Option(0, "--seed"),
+    accounting: str = typer.Option(None, "--accounting", help="ours or paper."),
+) -> None:
+    """How far two devices' costs disagree: per part, and in the ranking of whole networks."""
+    from hnas_edge.profiling.compare import compare_luts
+    from hnas_edge.profiling.lut import Lut
+    from hnas_edge.reporting import print_comparison
+    from hnas_edge.space.presets import get_preset
+
+    a, b = Lut.load(first), Lut.load(second)
+    comparison = compare_luts(a, b, get_preset(space), samples, seed, accounting)
+    print_comparison(console, comparison, first, second)
 
 
 @lut_app.command("merge")

@@ -12,6 +12,7 @@ from hnas_edge.profiling.summary import LutSummary
 
 if TYPE_CHECKING:
     from hnas_edge.profiling.architecture import PricedArchitecture
+    from hnas_edge.profiling.compare import Agreement, Comparison
     from hnas_edge.profiling.cost import CostBreakdown
     from hnas_edge.profiling.coverage import Coverage
     from hnas_edge.profiling.lut import Lut
@@ -107,12 +108,13 @@ def print_space_summary(
 
 def print_coverage(console: Console, report: Coverage, path: Path) -> None:
     needed, missing = report.needed, len(report.missing)
+    what = f"space {report.space} ({report.accounting} accounting)"
     if report.complete:
-        console.print(f"{path}: all {needed} keys of space {report.space} are present")
+        console.print(f"{path}: all {needed} keys of {what} are present")
         return
     by_kind = ", ".join(f"{k}: {n}" for k, n in report.missing_by_kind().items())
     console.print(
-        f"{path}: {missing} of {needed} keys of space {report.space} missing "
+        f"{path}: {missing} of {needed} keys of {what} missing "
         f"({report.share:.1%} covered; {by_kind})"
     )
     for key in report.missing:
@@ -177,3 +179,28 @@ def print_validation(console: Console, report: ValidationReport, path: Path) -> 
     )
     if report.energy is None:
         console.print("energy: estimated from latency here, so it follows the same calibration")
+
+
+def print_comparison(console: Console, comparison: Comparison, first: Path, second: Path) -> None:
+    console.print(f"B = {second} against A = {first} ({comparison.accounting} accounting)")
+    table = Table("what", "n", "B/A median", "B/A p10–p90", "Spearman", "pairs flipped")
+    rows: list[tuple[str, Agreement | None]] = [
+        ("part latency", comparison.parts_latency),
+        ("part energy", comparison.parts_energy),
+        ("network latency", comparison.networks_latency),
+        ("network energy", comparison.networks_energy),
+    ]
+    for label, agreement in rows:
+        if agreement is None:
+            continue
+        table.add_row(
+            label,
+            str(agreement.n),
+            f"{agreement.ratio_median:.3g}",
+            f"{agreement.ratio_p10:.3g}–{agreement.ratio_p90:.3g}",
+            f"{agreement.spearman:.3f}",
+            f"{agreement.flipped_pairs:.1%}",
+        )
+    console.print(table)
+    if comparison.networks_latency is None:
+        console.print("whole networks not compared: a LUT lacks keys of the space (lut check)")

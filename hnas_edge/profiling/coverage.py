@@ -5,13 +5,22 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from hnas_edge.errors import HnasError
 from hnas_edge.profiling.lut import Lut
 from hnas_edge.space.presets import SpacePreset
+
+ACCOUNTINGS = ("ours", "paper")
+
+
+def default_accounting(lut: Lut) -> str:
+    """Tables imported from Harmonic-NAS price networks as the paper did; our LUTs as we do."""
+    return "paper" if (lut.extra.get("imported") or {}).get("from") == "harmonic-nas" else "ours"
 
 
 @dataclass(frozen=True)
 class Coverage:
     space: str
+    accounting: str
     needed: int
     missing: tuple[str, ...]
 
@@ -27,6 +36,9 @@ class Coverage:
         return dict(Counter(key.split("|", 1)[0] for key in self.missing))
 
 
-def coverage(lut: Lut, preset: SpacePreset) -> Coverage:
-    keys = [spec.key for spec in preset.all_specs()]
-    return Coverage(preset.name, len(keys), tuple(lut.missing(keys)))
+def coverage(lut: Lut, preset: SpacePreset, accounting: str | None = None) -> Coverage:
+    accounting = accounting or default_accounting(lut)
+    if accounting not in ACCOUNTINGS:
+        raise HnasError(f"unknown accounting {accounting!r}; use one of {', '.join(ACCOUNTINGS)}")
+    keys = [spec.key for spec in preset.required_specs(accounting)]
+    return Coverage(preset.name, accounting, len(keys), tuple(lut.missing(keys)))

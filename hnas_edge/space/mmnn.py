@@ -125,8 +125,9 @@ def arch_parts(preset: SpacePreset, arch: MultimodalArch, accounting: str = "our
     ``ours`` is what :class:`MultimodalNet` runs: of each backbone the fusion network reads, the
     parts up to the deepest feature it reads (no classifier); the adapters of the features read;
     one operator per live fusion node; the shared head. ``paper`` is Harmonic-NAS's accounting:
-    every backbone whole with its own classifier, one operator per fusion node, no adapters and
-    no head.
+    every searchable backbone whole with its own classifier, one operator per fusion node, no
+    adapters, no head, and no fixed text backbone (the published tables do not price it; it is
+    the same in every architecture).
     """
     if accounting not in ACCOUNTINGS:
         raise ConfigError(f"unknown accounting {accounting!r}; use one of {', '.join(ACCOUNTINGS)}")
@@ -137,7 +138,7 @@ def arch_parts(preset: SpacePreset, arch: MultimodalArch, accounting: str = "our
     if accounting == "paper":
         whole = [
             (f"{modality}.{name}", spec)
-            for modality, space in preset.backbones
+            for modality, space in preset.elastic_backbones()
             for name, spec in space.parts(arch.backbones[modality])
         ]
         return whole + fusion

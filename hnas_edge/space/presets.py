@@ -61,6 +61,18 @@ class SpacePreset:
     def fusion_specs(self) -> list[FusionOpSpec]:
         return [FusionOpSpec(op, self.fusion_C, self.fusion_L) for op in FUSION_OPS]
 
+    def elastic_backbones(self) -> list[tuple[str, BackboneSpace]]:
+        return [(m, s) for m, s in self.backbones if isinstance(s, BackboneSpace)]
+
+    def required_specs(self, accounting: str = "ours") -> list[LayerSpec]:
+        """The parts a LUT must hold to price this space. ``paper``: what Harmonic-NAS's tables
+        price, the searchable backbones and the fusion operators (no adapters, no head, and no
+        Maxout text backbone, which is the same in every architecture)."""
+        if accounting == "ours":
+            return self.all_specs()
+        specs = [spec for _, space in self.elastic_backbones() for spec in space.all_specs()]
+        return list(dict.fromkeys([*specs, *self.fusion_specs()]))
+
     def all_specs(self) -> list[LayerSpec]:
         """Every part any architecture of this space can contain: what a complete LUT holds."""
         specs: list[LayerSpec] = []
