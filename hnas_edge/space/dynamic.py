@@ -45,9 +45,15 @@ def _crop(weight: torch.Tensor, kernel: int) -> torch.Tensor:
 def _batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
     """Batch norm over the first ``x.size(1)`` channels of a wider batch-norm layer.
 
-    The statistics are sliced views of the full buffers, so training updates them in place.
+    The statistics are sliced views of the full buffers, so training updates them in place; the
+    update factor follows ``nn.BatchNorm2d`` (``momentum``, or a cumulative average when it is
+    None, as batch-norm recalibration sets it).
     """
     c = x.size(1)
+    factor = 0.0
+    if bn.training and bn.track_running_stats:
+        bn.num_batches_tracked.add_(1)
+        factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
     use_batch_stats = bn.training or bn.running_mean is None
     return F.batch_norm(
         x,
@@ -56,7 +62,7 @@ def _batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
         bn.weight[:c],
         bn.bias[:c],
         use_batch_stats,
-        bn.momentum if bn.momentum is not None else 0.0,
+        factor,
         bn.eps,
     )
 
