@@ -150,3 +150,20 @@ def test_a_fresh_static_subnet_has_the_parts_of_its_config():
         "final_expand", "feature_mix", "classifier",
     ]  # fmt: skip
     assert subnet.eval()(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_elastic_batch_norm_updates_its_statistics_like_nn_batchnorm():
+    """With momentum None (batch-norm recalibration) the sliced statistics are a cumulative
+    average of the batches seen, exactly as nn.BatchNorm2d keeps them."""
+    block = DynamicMBConv(16, 16, 1, False, "relu", (3, 5, 7), (3, 4, 6)).train()
+    block.set_active(7, 3)
+    reference = torch.nn.BatchNorm2d(48, momentum=None).train()
+    block.expand.bn.reset_running_stats()
+    block.expand.bn.momentum = None
+    for _ in range(3):
+        x = torch.randn(8, 16, 5, 5) * 2 + 1
+        block(x)
+        reference(torch.nn.functional.conv2d(x, block.expand.conv.weight[:48]))
+    assert torch.allclose(block.expand.bn.running_mean[:48], reference.running_mean, atol=1e-5)
+    assert torch.allclose(block.expand.bn.running_var[:48], reference.running_var, atol=1e-4)
+    assert torch.equal(block.expand.bn.running_mean[48:], torch.zeros(48))  # unused channels
