@@ -88,6 +88,31 @@ def profile(
     console.print(f"wrote {request.out}: {len(lut)} entries")
 
 
+@app.command("train")
+def train(
+    dataset: str = typer.Option(
+        "avdigits", "--dataset", help="avdigits (bundled), avmnist, memes or mmimdb."
+    ),
+    data_dir: str = typer.Option(None, "--data-dir", help="Folder of an on-disk dataset."),
+    epochs: int = typer.Option(12, "--epochs", help="Most epochs per modality."),
+    seed: int = typer.Option(0, "--seed", help="Seed of batches, subnets and initial weights."),
+    limit: int = typer.Option(None, "--limit", help="Train on the first N samples only."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
+    threads: int = typer.Option(
+        None, "--threads", help="CPU threads for torch (default: torch's; 1 on a busy machine)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for the supernets and train.json."),
+) -> None:
+    """Train one once-for-all supernet per modality (sandwich rule, in-place distillation)."""
+    from hnas_edge.reporting import print_training
+    from hnas_edge.train.config import TrainConfig
+    from hnas_edge.train.progress import train_with_progress
+
+    config = TrainConfig(epochs=epochs, seed=seed, limit=limit)
+    record = train_with_progress(dataset, out, config, console, data_dir, resume, threads)
+    print_training(console, record, out)
+
+
 lut_app = typer.Typer(
     help="Inspect, check, merge and validate latency/energy LUTs.", no_args_is_help=True
 )

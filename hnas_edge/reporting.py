@@ -204,3 +204,22 @@ def print_comparison(console: Console, comparison: Comparison, first: Path, seco
     console.print(table)
     if comparison.networks_latency is None:
         console.print("whole networks not compared: a LUT lacks keys of the space (lut check)")
+
+
+def print_training(console: Console, record: dict, out: Path) -> None:
+    table = Table(
+        "modality", "epochs", "val acc max subnet", "min subnet", "random subnets", "wall (s)"
+    )
+    for modality, summary in record["modalities"].items():
+        low = summary.get("val_acc_min")
+        spread = summary.get("val_acc_random") or []
+        table.add_row(
+            modality,
+            str(summary["epochs_run"]) + (" (early stop)" if summary["stopped_early"] else ""),
+            f"{summary['val_acc_max']:.1%}",
+            "-" if low is None else f"{low:.1%}",
+            f"{min(spread):.1%}–{max(spread):.1%} ({len(spread)})" if spread else "-",
+            f"{summary['wall_s']:.0f}",
+        )
+    console.print(table)
+    console.print(f"supernets and train.json in {out}")

@@ -1,0 +1,68 @@
+"""Batch-norm recalibration and evaluation of one subnet."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from hnas_edge.space.ofa import OFASupernet
+from hnas_edge.train.batches import ModalityData, batches
+
+
+@torch.no_grad()
+def recalibrate_bn(net: nn.Module, x: torch.Tensor, batch_size: int, n_batches: int) -> None:
+    """Re-estimate batch-norm statistics for the active subnet from training batches.
+
+    A supernet's statistics are those of whichever subnets trained last; a sampled subnet needs
+    its own (cumulative average over ``n_batches``, momentum None), then eval mode.
+    """
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    shuffle = torch.Generator().manual_seed(0)  # the same batches for every subnet
+    for i, (xb, _) in enumerate(batches(x, x.new_zeros(len(x)), batch_size, shuffle)):
+        if i >= n_batches:
+            break
+        net(xb)
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
+    net.eval()
+
+
+@torch.no_grad()
+def accuracy(
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, batch: int = 256
+) -> float:
+    """Top-1 accuracy (multiclass) or micro accuracy of thresholded logits (multilabel)."""
+    net.eval()
+    correct, total = 0.0, 0
+    for xb, yb in batches(x, y, batch):
+        logits = net(xb)
+        if task == "multiclass":
+            correct += (logits.argmax(1) == yb).sum().item()
+            total += len(yb)
+        else:
+            correct += ((logits > 0).float() == yb).float().sum().item()
+            total += yb.numel()
+    return correct / max(total, 1)
+
+
+def subnet_accuracy(
+    net: nn.Module,
+    config: Mapping[str, Any],
+    data: ModalityData,
+    batch_size: int,
+    bn_batches: int,
+) -> float:
+    """Validation accuracy of one subnet (any config of a fixed network: ``{}``) after
+    batch-norm recalibration on ``bn_batches`` training batches."""
+    if isinstance(net, OFASupernet):
+        net.set_active(config)
+    recalibrate_bn(net, data.train[0], batch_size, bn_batches)
+    return accuracy(net, *data.val, data.task)

@@ -1,0 +1,83 @@
+"""Train the fusion part of a multimodal network on frozen backbones.
+
+Backbones do not change, so the features the fusion network reads are computed once and cached;
+only the adapters, the fusion network and the head train (what stage 2 of the search also does).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hnas_edge.space.mmnn import MultimodalNet
+from hnas_edge.train.sandwich import task_loss
+
+
+@torch.no_grad()
+def cached_features(
+    net: MultimodalNet, inputs: dict[str, torch.Tensor], batch: int = 256
+) -> dict[int, torch.Tensor]:
+    """The candidate features the fusion network reads, for every sample."""
+    chunks: dict[int, list[torch.Tensor]] = {i: [] for i in net.used}
+    n = len(next(iter(inputs.values())))
+    for start in range(0, n, batch):
+        part = {m: x[start : start + batch] for m, x in inputs.items()}
+        for m, index in net.deepest.items():
+            features = net.backbones[m].eval().forward_features(part[m], upto=index)
+            for i in net.used:
+                if net.pool[i].modality == m:
+                    chunks[i].append(features[net.pool[i].index])
+    return {i: torch.cat(c) for i, c in chunks.items()}
+
+
+def _logits(net: MultimodalNet, features: dict[int, torch.Tensor]) -> torch.Tensor:
+    adapted: list[torch.Tensor | None] = [None] * len(net.pool)
+    for i, x in features.items():
+        adapted[i] = net.adapters[str(i)](x)
+    return net.head(net.fusion(adapted))
+
+
+def train_fusion(
+    net: MultimodalNet,
+    train: tuple[dict[str, torch.Tensor], torch.Tensor],
+    epochs: int,
+    task: str,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> list[float]:
+    """Train adapters, fusion and head with frozen backbones; returns the loss per epoch."""
+    features = cached_features(net, train[0])
+    labels = train[1]
+    trainable = [*net.adapters.parameters(), *net.fusion.parameters(), *net.head.parameters()]
+    optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(seed)
+    modules: list[nn.Module] = [net.adapters, net.fusion, net.head]
+    history = []
+    for _ in range(epochs):
+        for module in modules:
+            module.train()
+        order = torch.randperm(len(labels), generator=generator)
+        losses = []
+        for start in range(0, len(labels), batch_size):
+            index = order[start : start + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            batch = {i: x[index] for i, x in features.items()}
+            loss = task_loss(_logits(net, batch), labels[index], task)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        history.append(sum(losses) / len(losses))
+    net.eval()
+    return history
+
+
+@torch.no_grad()
+def fused_accuracy(
+    net: MultimodalNet, data: tuple[dict[str, torch.Tensor], torch.Tensor], task: str
+) -> float:
+    net.eval()
+    logits = _logits(net, cached_features(net, data[0]))
+    if task == "multiclass":
+        return (logits.argmax(1) == data[1]).float().mean().item()
+    return ((logits > 0).float() == data[1]).float().mean().item()

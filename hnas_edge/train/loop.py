@@ -1,0 +1,219 @@
+"""`hnas train`: one supernet per modality (the text backbone trained plainly), checkpointed every
+epoch, resumable, early-stopped on the validation split.
+
+Output folder::
+
+    OUT/train.json               settings, versions, per-modality history and final accuracies
+    OUT/<modality>/supernet.pt   the weights of the best epoch (weights_only-safe)
+    OUT/<modality>/checkpoint.pt everything needed to resume (weights, optimiser, RNG states)
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hnas_edge.data import load_dataset
+from hnas_edge.errors import HnasError
+from hnas_edge.io import atomic_write_json, provenance, read_json
+from hnas_edge.space.maxout import MaxoutBackbone, MaxoutSpace
+from hnas_edge.space.ofa import OFASupernet
+from hnas_edge.space.presets import SpacePreset, get_preset, preset_for_dataset
+from hnas_edge.train import checkpoint
+from hnas_edge.train.batches import ModalityData, batches
+from hnas_edge.train.config import TrainConfig
+from hnas_edge.train.evaluation import subnet_accuracy
+from hnas_edge.train.sandwich import plain_step, sandwich_step
+
+Progress = Callable[[str, int, int, dict[str, float]], None]
+
+
+def build_network(space: Any) -> nn.Module:
+    return MaxoutBackbone(space) if isinstance(space, MaxoutSpace) else OFASupernet(space)
+
+
+def _accuracy(net: nn.Module, config: dict, data: ModalityData, cfg: TrainConfig) -> float:
+    return subnet_accuracy(net, config, data, cfg.batch_size, cfg.bn_batches)
+
+
+def _epoch(
+    net: nn.Module,
+    data: ModalityData,
+    cfg: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    rng: random.Random,
+    epoch: int,
+) -> float:
+    shuffle = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    losses = []
+    for x, y in batches(*data.train, cfg.batch_size, shuffle):
+        if isinstance(net, OFASupernet):
+            losses.append(
+                sandwich_step(
+                    net, x, y, optimizer, rng, cfg.n_random, data.task, cfg.kd_temperature
+                )
+            )
+        else:
+            losses.append(plain_step(net, x, y, optimizer, data.task))
+    return sum(losses) / max(len(losses), 1)
+
+
+def train_modality(
+    modality: str,
+    space: Any,
+    data: ModalityData,
+    cfg: TrainConfig,
+    folder: Path,
+    resume: bool,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train one modality's network to completion (or early stop); returns its summary."""
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    net = build_network(space)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    rng = random.Random(cfg.seed)
+    state: dict[str, Any] = {"epoch": 0, "best": -math.inf, "bad_epochs": 0, "history": []}
+    ckpt_path = folder / "checkpoint.pt"
+    if resume and ckpt_path.exists():
+        saved = checkpoint.load(ckpt_path)
+        net.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        checkpoint.set_python_rng_state(rng, saved["rng_python"])
+        torch.set_rng_state(saved["rng_torch"])
+        state = saved["state"]
+    max_config = net.max_config() if isinstance(net, OFASupernet) else {}
+    if progress:
+        progress(modality, state["epoch"], cfg.epochs, {})
+    while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience:
+        epoch = state["epoch"]
+        loss = _epoch(net, data, cfg, optimizer, rng, epoch)
+        scheduler.step()
+        val = _accuracy(net, max_config, data, cfg)
+        state["history"].append({"epoch": epoch + 1, "loss": loss, "val_acc_max": val})
+        if val > state["best"]:
+            state["best"], state["bad_epochs"] = val, 0
+            checkpoint.save(folder / "supernet.pt", {"model": net.state_dict()})
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        checkpoint.save(
+            ckpt_path,
+            {
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng_python": checkpoint.python_rng_state(rng),
+                "rng_torch": torch.get_rng_state(),
+                "state": state,
+            },
+        )
+        if progress:
+            progress(modality, epoch + 1, cfg.epochs, {"loss": loss, "val_acc_max": val})
+    net.load_state_dict(checkpoint.load(folder / "supernet.pt")["model"])
+    summary: dict[str, Any] = {
+        "epochs_run": state["epoch"],
+        "stopped_early": state["epoch"] < cfg.epochs,
+        "history": state["history"],
+        "val_acc_max": _accuracy(net, max_config, data, cfg),
+    }
+    if isinstance(net, OFASupernet):
+        summary["val_acc_min"] = _accuracy(net, net.min_config(), data, cfg)
+        sampler = random.Random(cfg.seed + 1)
+        summary["val_acc_random"] = [
+            _accuracy(net, net.sample_config(sampler), data, cfg) for _ in range(cfg.spread_samples)
+        ]
+    return summary
+
+
+def train(
+    dataset: str,
+    out: Path,
+    cfg: TrainConfig,
+    data_dir: str | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train every modality of ``dataset``'s search space; write ``OUT/train.json``.
+
+    ``threads`` sets torch's intra-op threads for this process (None: torch's default); on a
+    busy shared machine one thread is often faster than several competing ones.
+    """
+    if threads is not None:
+        if threads < 1:
+            raise HnasError(f"--threads {threads}: give at least 1")
+        torch.set_num_threads(threads)
+    preset = preset_for_dataset(dataset)
+    record_path = out / "train.json"
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise HnasError(
+            f"{out} already holds a training run; pass --resume or choose another --out"
+        )
+    record = (
+        read_json(record_path, what="training record") if resume and record_path.exists() else {}
+    )
+    if record and record.get("settings", {}).get("config") != cfg.to_dict():
+        raise HnasError(
+            f"{out} was trained with other settings; resume with the same options or a new --out"
+        )
+    record = record or {
+        "dataset": dataset,
+        "preset": preset.name,
+        "settings": {"config": cfg.to_dict(), "data_dir": data_dir},
+        "modalities": {},
+    }
+    record["threads_this_run"] = torch.get_num_threads()
+    started = time.monotonic()
+    splits = (
+        load_dataset(dataset, data_dir, split="train"),
+        load_dataset(dataset, data_dir, "val"),
+    )
+    for modality, space in preset.backbones:
+        if modality in record["modalities"]:
+            continue
+        data = ModalityData.of(*splits, modality, cfg.limit)
+        t0 = time.monotonic()
+        summary = train_modality(modality, space, data, cfg, out / modality, resume, progress)
+        summary["wall_s"] = time.monotonic() - t0
+        record["modalities"][modality] = summary
+        record["provenance"] = provenance(record["settings"])
+        atomic_write_json(record_path, record)
+    record["wall_s_this_run"] = time.monotonic() - started
+    atomic_write_json(record_path, record)
+    return record
+
+
+def trained_preset(out: Path) -> SpacePreset:
+    """The search space the supernets in ``out`` were trained for (recorded in train.json)."""
+    record = read_json(out / "train.json", what="training record")
+    try:
+        return get_preset(record["preset"])
+    except KeyError:
+        raise HnasError(
+            f"{out / 'train.json'} names no preset; retrain with `hnas train`"
+        ) from None
+
+
+def load_supernets(out: Path) -> dict[str, nn.Module]:
+    """The trained network of every modality (in eval mode), rebuilt from the recorded preset."""
+    preset = trained_preset(out)
+    nets = {}
+    for modality, space in preset.backbones:
+        net = build_network(space)
+        path = out / modality / "supernet.pt"
+        try:
+            net.load_state_dict(checkpoint.load(path)["model"])
+        except (RuntimeError, KeyError):
+            raise HnasError(f"{path} does not fit the {preset.name} space; retrain") from None
+        nets[modality] = net.eval()
+    return nets

@@ -1,0 +1,54 @@
+"""`hnas train` with a rich progress bar: one bar per modality, epochs done, the latest figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from hnas_edge.train.config import TrainConfig
+from hnas_edge.train.loop import train
+
+
+def train_with_progress(
+    dataset: str,
+    out: Path,
+    cfg: TrainConfig,
+    console: Console,
+    data_dir: str | None = None,
+    resume: bool = False,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """:func:`~hnas_edge.train.loop.train`, showing progress on ``console``."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[figures]}"),
+    )
+    with Progress(*columns, console=console) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(modality: str, epoch: int, total: int, figures: dict[str, float]) -> None:
+            if modality not in tasks:
+                tasks[modality] = bar.add_task(f"training {modality}", total=total, figures="")
+            text = (
+                f"loss {figures['loss']:.3f}  val acc (max subnet) {figures['val_acc_max']:.1%}"
+                if figures
+                else ""
+            )
+            bar.update(tasks[modality], completed=epoch, figures=text)
+
+        return train(dataset, out, cfg, data_dir, resume, advance, threads)

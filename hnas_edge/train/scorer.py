@@ -1,0 +1,49 @@
+"""Score a subnet quickly: recalibrate batch norm, evaluate on validation. What stage 1 calls."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from hnas_edge.data.base import MultimodalDataset
+from hnas_edge.train.batches import ModalityData
+from hnas_edge.train.evaluation import subnet_accuracy
+
+
+class SubnetScorer:
+    """Validation accuracy of subnets of one modality's trained supernet.
+
+    The modality's tensors are gathered once; every score recalibrates batch norm on the same
+    first ``bn_batches`` shuffled training batches, so a config always gets the same score.
+    """
+
+    def __init__(
+        self,
+        supernet: nn.Module,
+        dataset_train: MultimodalDataset,
+        dataset_val: MultimodalDataset,
+        modality: str,
+        bn_batches: int = 8,
+        batch_size: int = 64,
+    ) -> None:
+        self.supernet = supernet
+        self.data = ModalityData.of(dataset_train, dataset_val, modality)
+        self.bn_batches = bn_batches
+        self.batch_size = batch_size
+        self.seconds = 0.0
+        self.calls = 0
+
+    def score(self, config: Mapping[str, Any]) -> float:
+        """Accuracy in [0, 1] of ``config`` on the validation split."""
+        start = time.perf_counter()
+        value = subnet_accuracy(self.supernet, config, self.data, self.batch_size, self.bn_batches)
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
+        return value
+
+    @property
+    def seconds_per_score(self) -> float:
+        return self.seconds / max(self.calls, 1)
