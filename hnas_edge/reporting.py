@@ -6,6 +6,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from hnas_edge.profiling.summary import LutSummary
@@ -19,6 +27,19 @@ if TYPE_CHECKING:
     from hnas_edge.profiling.validate import MetricReport, ValidationReport
     from hnas_edge.space.presets import SpacePreset
     from hnas_edge.space.summary import BackboneSummary
+
+
+def progress_bar(console: Console, detail_field: str = "detail") -> Progress:
+    """The one progress bar of the CLI: what, bar, done/total, elapsed, ETA, a detail field."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn(f"{{task.fields[{detail_field}]}}"),
+        console=console,
+    )
 
 
 def _fmt_counts(counts: dict[str, int]) -> str:

@@ -94,7 +94,7 @@ def test_space_show_refuses_an_unknown_preset_in_one_line():
 def test_lut_check_lists_what_a_space_needs_and_exits_1_when_keys_are_missing(tmp_path):
     result = hnas("lut", "check", str(small_lut(tmp_path / "cpu.json")), "--space", "avmnist")
     assert result.returncode == 1
-    assert "57 of 57 keys of space avmnist missing" in result.stdout
+    assert "57 of 57 keys of space avmnist (ours accounting) missing" in result.stdout
     assert "missing fusion|op=CatConvMish|C=192|L=16" in result.stdout
 
 

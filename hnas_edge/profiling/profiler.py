@@ -183,24 +183,9 @@ def _with_progress(
 
 def profile_with_progress(request: ProfileRequest, console: Any) -> Lut:
     """:func:`profile` with a rich progress bar (entries done, ETA, the part being measured)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from hnas_edge.reporting import progress_bar
 
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[part]}"),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
+    with progress_bar(console, "part") as bar:
         task = bar.add_task(f"profiling {request.space}", total=None, part="")
 
         def advance(done: int, total: int, spec: LayerSpec) -> None:

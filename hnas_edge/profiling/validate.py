@@ -194,11 +194,10 @@ def validate(
 def validate_with_progress(
     lut_path: Path, device: DeviceProfile, space: str, samples: int, seed: int, console: Any
 ) -> ValidationReport:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from hnas_edge.reporting import progress_bar
 
-    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task(f"measuring {space} networks", total=samples)
+    with progress_bar(console) as bar:
+        task = bar.add_task(f"measuring {space} networks", total=samples, detail="")
         return validate(
             lut_path, device, space, samples, seed, lambda done, _: bar.update(task, completed=done)
         )

@@ -6,15 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import TaskID
 
 from hnas_edge.train.config import TrainConfig
 from hnas_edge.train.loop import train
@@ -30,15 +22,9 @@ def train_with_progress(
     threads: int | None = None,
 ) -> dict[str, Any]:
     """:func:`~hnas_edge.train.loop.train`, showing progress on ``console``."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[figures]}"),
-    )
-    with Progress(*columns, console=console) as bar:
+    from hnas_edge.reporting import progress_bar
+
+    with progress_bar(console, "figures") as bar:
         tasks: dict[str, TaskID] = {}
 
         def advance(modality: str, epoch: int, total: int, figures: dict[str, float]) -> None:
