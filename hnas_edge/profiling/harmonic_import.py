@@ -173,7 +173,9 @@ def _entry(
     return {
         "spec": spec.to_dict(),
         "latency_ms": {"median": latency},
-        "energy_mj": None if energy is None else {"total": energy, "dynamic": None},
+        "energy_mj": (
+            None if energy is None else {"total": energy, "dynamic": None, "source": "published"}
+        ),
         "origin": {
             "kind": "imported",
             "source": source,

@@ -56,7 +56,7 @@ def test_both_value_styles_import_onto_our_canonical_keys(tmp_path):
     entry = lut.entries[stem.key]
     assert entry["origin"]["kind"] == "imported"
     assert entry["origin"]["source"] == "lut_ofa_mnist_tx2.json"
-    assert entry["energy_mj"] == {"total": 0.7, "dynamic": None}
+    assert entry["energy_mj"] == {"total": 0.7, "dynamic": None, "source": "published"}
     assert lut.latency_ms("fusion|op=ConcatFC|C=192|L=16") == pytest.approx(0.52)
     # the feature-mix key carries no activation: our macro-architecture supplies h_swish
     assert "conv|in_shape=40x1x1|out_ch=80|kernel=1|stride=1|use_bn=0|act=h_swish|pool=0" in lut
