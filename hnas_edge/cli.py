@@ -113,6 +113,60 @@ def train(
     print_training(console, record, out)
 
 
+@app.command()
+def search(
+    lut: Path = typer.Option(..., "--lut", help="LUT of the target device (profiled or imported)."),
+    dataset: str = typer.Option("avdigits", "--dataset", help="Dataset to search on."),
+    data_dir: str = typer.Option(None, "--data-dir", help="Folder of an on-disk dataset."),
+    supernets: Path = typer.Option(
+        None, "--supernets", help="Folder of `hnas train` (default: train into OUT/supernets)."
+    ),
+    generations: int = typer.Option(30, "--generations", help="Generations of stage 1."),
+    population: int = typer.Option(128, "--population", help="Individuals per generation."),
+    quartile: float = typer.Option(0.25, "--quartile", help="Share sent to stage 2."),
+    mutation: float = typer.Option(0.4, "--mutation", help="Probability of re-drawing a gene."),
+    crossover: float = typer.Option(0.8, "--crossover", help="Probability of crossover."),
+    mode: str = typer.Option("sb-sf-hw", "--mode", help="fb-ff, fb-sf, sb-sf or sb-sf-hw."),
+    darts_epochs: int = typer.Option(3, "--darts-epochs", help="DARTS epochs per candidate."),
+    lr_weights: float = typer.Option(1e-3, "--lr-weights", help="DARTS weight learning rate."),
+    lr_arch: float = typer.Option(3e-3, "--lr-arch", help="DARTS α/β/γ learning rate."),
+    a: float = typer.Option(1.0, "--a", help="Exponent of the task loss."),
+    b: float = typer.Option(1.0, "--b", help="Exponent of the latency loss (0: off)."),
+    c: float = typer.Option(1.0, "--c", help="Exponent of the energy loss (0: off)."),
+    finetune_epochs: int = typer.Option(
+        3, "--finetune-epochs", help="Fine-tuning epochs of the derived fusion network."
+    ),
+    accounting: str = typer.Option(
+        None, "--accounting", help="ours or paper (default: paper for imported tables)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the whole search."),
+    workers: int = typer.Option(1, "--workers", help="Processes for stage-2 candidates."),
+    threads: int = typer.Option(None, "--threads", help="CPU threads for torch in this process."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted search in --out."),
+    out: Path = typer.Option(..., "--out", help="Folder for the front, models, plots."),
+) -> None:
+    """Two-tier search: evolution over backbones, DARTS over fusion, costs from the LUT."""
+    from hnas_edge.reporting import print_search
+    from hnas_edge.search.config import SearchConfig
+    from hnas_edge.search.darts import DartsConfig
+    from hnas_edge.search.evaluate import SearchInputs
+    from hnas_edge.search.evolution import EvolutionConfig
+    from hnas_edge.search.progress import ensure_supernets, search_with_progress
+    from hnas_edge.train.loop import set_threads
+
+    set_threads(threads)
+    config = SearchConfig(
+        evolution=EvolutionConfig(population, generations, quartile, mutation, crossover, seed),
+        darts=DartsConfig(darts_epochs, 64, lr_weights, lr_arch, a, b, c, seed),
+        mode=mode,
+        finetune_epochs=finetune_epochs,
+        accounting=accounting,
+    )
+    folder = ensure_supernets(supernets, dataset, data_dir, out, console)
+    inputs = SearchInputs(folder, dataset, data_dir, lut, config, out)
+    print_search(console, search_with_progress(inputs, console, workers, resume), out)
+
+
 lut_app = typer.Typer(
     help="Inspect, check, merge and validate latency/energy LUTs.", no_args_is_help=True
 )

@@ -244,3 +244,40 @@ def print_training(console: Console, record: dict, out: Path) -> None:
         )
     console.print(table)
     console.print(f"supernets and train.json in {out}")
+
+
+def print_search(console: Console, result: dict, out: Path) -> None:
+    lut = result["lut"]
+    energy_note = " (energy: ESTIMATE)" if lut["energy_is_estimate"] else ""
+    console.print(
+        f"[bold]Pareto front[/] of {result['mode']} on {result['dataset']} for "
+        f"{lut['device']} ({lut['accounting']} accounting{energy_note})"
+    )
+    table = Table("id", "val acc", "test acc", "latency (ms)", "energy (mJ)", "cells×nodes")
+    for model in result["models"]:
+        fusion = model["architecture"]["fusion"]
+        energy = model["energy_mj"]
+        table.add_row(
+            model["id"],
+            f"{model['val_acc']:.1%}",
+            f"{model['test_acc']:.1%}",
+            f"{model['latency_ms']:.3f}",
+            "-" if energy is None else f"{energy:.3f}",
+            f"{fusion['cells']}×{fusion['nodes']}",
+        )
+    console.print(table)
+    for modality, best in result["best_unimodal"].items():
+        console.print(
+            f"best {modality} backbone alone: val {best['val_acc']:.1%}, "
+            f"test {best['test_acc']:.1%}, {best['latency_ms']:.3f} ms"
+        )
+    hv = result["hypervolume"]
+    if hv:
+        console.print(
+            "hypervolume per generation: " + ", ".join(f"{h['hypervolume']:.4f}" for h in hv)
+        )
+    seconds = result["seconds"]
+    console.print(
+        f"stage 1 {seconds['stage1']:.0f} s, stage 2 {seconds['stage2_wall']:.0f} s; "
+        f"front.json, candidates.csv, models/, pareto.png in {out}"
+    )

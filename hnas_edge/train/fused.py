@@ -48,7 +48,20 @@ def train_fusion(
 ) -> list[float]:
     """Train adapters, fusion and head with frozen backbones; returns the loss per epoch."""
     features = cached_features(net, train[0])
-    labels = train[1]
+    return fit_fusion(net, features, train[1], epochs, task, batch_size, lr, seed)
+
+
+def fit_fusion(
+    net: MultimodalNet,
+    features: dict[int, torch.Tensor],
+    labels: torch.Tensor,
+    epochs: int,
+    task: str,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> list[float]:
+    """:func:`train_fusion` on features already computed (``features[i]``: candidate ``i``)."""
     trainable = [*net.adapters.parameters(), *net.fusion.parameters(), *net.head.parameters()]
     optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(seed)
@@ -62,7 +75,7 @@ def train_fusion(
         for start in range(0, len(labels), batch_size):
             index = order[start : start + batch_size]
             optimizer.zero_grad(set_to_none=True)
-            batch = {i: x[index] for i, x in features.items()}
+            batch = {i: features[i][index] for i in net.used}
             loss = task_loss(_logits(net, batch), labels[index], task)
             loss.backward()
             optimizer.step()
@@ -76,8 +89,15 @@ def train_fusion(
 def fused_accuracy(
     net: MultimodalNet, data: tuple[dict[str, torch.Tensor], torch.Tensor], task: str
 ) -> float:
+    return accuracy_on_features(net, cached_features(net, data[0]), data[1], task)
+
+
+@torch.no_grad()
+def accuracy_on_features(
+    net: MultimodalNet, features: dict[int, torch.Tensor], labels: torch.Tensor, task: str
+) -> float:
     net.eval()
-    logits = _logits(net, cached_features(net, data[0]))
+    logits = _logits(net, {i: features[i] for i in net.used})
     if task == "multiclass":
-        return (logits.argmax(1) == data[1]).float().mean().item()
-    return ((logits > 0).float() == data[1]).float().mean().item()
+        return (logits.argmax(1) == labels).float().mean().item()
+    return ((logits > 0).float() == labels).float().mean().item()

@@ -135,6 +135,14 @@ def train_modality(
     return summary
 
 
+def set_threads(threads: int | None) -> None:
+    """torch's intra-op threads for this process (None: leave torch's default)."""
+    if threads is not None:
+        if threads < 1:
+            raise HnasError(f"--threads {threads}: give at least 1")
+        torch.set_num_threads(threads)
+
+
 def train(
     dataset: str,
     out: Path,
@@ -149,10 +157,7 @@ def train(
     ``threads`` sets torch's intra-op threads for this process (None: torch's default); on a
     busy shared machine one thread is often faster than several competing ones.
     """
-    if threads is not None:
-        if threads < 1:
-            raise HnasError(f"--threads {threads}: give at least 1")
-        torch.set_num_threads(threads)
+    set_threads(threads)
     preset = preset_for_dataset(dataset)
     record_path = out / "train.json"
     if out.exists() and any(out.iterdir()) and not resume:

@@ -21,20 +21,25 @@ class SubnetScorer:
     """
 
     def __init__(
-        self,
-        supernet: nn.Module,
-        dataset_train: MultimodalDataset,
-        dataset_val: MultimodalDataset,
-        modality: str,
-        bn_batches: int = 8,
-        batch_size: int = 64,
+        self, supernet: nn.Module, data: ModalityData, bn_batches: int = 8, batch_size: int = 64
     ) -> None:
         self.supernet = supernet
-        self.data = ModalityData.of(dataset_train, dataset_val, modality)
+        self.data = data
         self.bn_batches = bn_batches
         self.batch_size = batch_size
         self.seconds = 0.0
         self.calls = 0
+
+    @classmethod
+    def of(
+        cls,
+        supernet: nn.Module,
+        dataset_train: MultimodalDataset,
+        dataset_val: MultimodalDataset,
+        modality: str,
+        **options: int,
+    ) -> SubnetScorer:
+        return cls(supernet, ModalityData.of(dataset_train, dataset_val, modality), **options)
 
     def score(self, config: Mapping[str, Any]) -> float:
         """Accuracy in [0, 1] of ``config`` on the validation split."""

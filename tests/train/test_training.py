@@ -124,7 +124,7 @@ def test_trained_supernets_load_back_and_score_subnets_deterministically(tmp_pat
     assert set(nets) == {"image", "audio"}
     assert trained_preset(out).name == record["preset"]
     train_split, val_split = (load_dataset("avdigits", split=s) for s in ("train", "val"))
-    scorer = SubnetScorer(nets["audio"], train_split, val_split, "audio", bn_batches=2)
+    scorer = SubnetScorer.of(nets["audio"], train_split, val_split, "audio", bn_batches=2)
     config = nets["audio"].sample_config(1)
     first = scorer.score(config)
     assert 0.0 <= first <= 1.0 and scorer.score(config) == first

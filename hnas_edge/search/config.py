@@ -1,0 +1,81 @@
+"""Settings of one search, and the four modes of the paper's ablation (Figure 4)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hnas_edge.errors import ConfigError
+from hnas_edge.search.darts import DartsConfig
+from hnas_edge.search.evolution import EvolutionConfig
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What the search may change, and whether it optimises hardware cost.
+
+    ``fb``: fixed backbones (each supernet's largest subnet, the hand-picked choice);
+    ``ff``: fixed fusion (one cell, one ``ConcatFC`` node over the last embeddings: late fusion);
+    without ``hw`` the stage-1 ranking, the elites and the DARTS loss use the error alone.
+    """
+
+    name: str
+    search_backbones: bool
+    search_fusion: bool
+    hardware: bool
+
+
+MODES = {
+    "fb-ff": Mode("fb-ff", search_backbones=False, search_fusion=False, hardware=False),
+    "fb-sf": Mode("fb-sf", search_backbones=False, search_fusion=True, hardware=False),
+    "sb-sf": Mode("sb-sf", search_backbones=True, search_fusion=True, hardware=False),
+    "sb-sf-hw": Mode("sb-sf-hw", search_backbones=True, search_fusion=True, hardware=True),
+}
+
+
+def get_mode(name: str) -> Mode:
+    try:
+        return MODES[name]
+    except KeyError:
+        raise ConfigError(f"unknown --mode {name!r}; use one of {', '.join(MODES)}") from None
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that decides the result of a search (recorded in every output file)."""
+
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    darts: DartsConfig = field(default_factory=DartsConfig)
+    mode: str = "sb-sf-hw"
+    finetune_epochs: int = 3  # of the derived (discrete) fusion network, on frozen backbones
+    bn_batches: int = 8  # training batches that recalibrate batch norm of every scored subnet
+    accounting: str | None = None  # None: the LUT's default (paper for imported tables)
+    limit: int | None = None  # use the first N samples of each split only (quick looks, tests)
+
+    def __post_init__(self) -> None:
+        get_mode(self.mode)
+        evo = self.evolution
+        if evo.population < 2 or evo.generations < 1:
+            raise ConfigError("give --population ≥ 2 and --generations ≥ 1")
+        if not 0 < evo.quartile <= 1:
+            raise ConfigError(f"--quartile {evo.quartile}: give a share in (0, 1]")
+        for name, p in (("mutation", evo.mutation), ("crossover", evo.crossover)):
+            if not 0 <= p <= 1:
+                raise ConfigError(f"--{name} {p}: give a probability in [0, 1]")
+        if self.darts.epochs < 0 or self.finetune_epochs < 0:
+            raise ConfigError("epochs cannot be negative")
+
+    @property
+    def run_mode(self) -> Mode:
+        return get_mode(self.mode)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+        return cls(
+            evolution=EvolutionConfig(**data["evolution"]),
+            darts=DartsConfig(**data["darts"]),
+            **{k: v for k, v in data.items() if k not in ("evolution", "darts")},
+        )

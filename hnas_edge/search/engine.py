@@ -1,0 +1,347 @@
+"""The two-tier search loop: generations of stage 1 (backbones, NSGA-II order on error, latency,
+energy) feeding stage 2 (DARTS fusion search of the top quartile), elites chosen by their
+multimodal result.
+
+One generation:
+
+1. score every new individual's backbones alone (validation error after BN recalibration; cost
+   of each unimodal network from the LUT); rank the population by (mean error, summed latency,
+   summed energy) and keep the top ``quartile``;
+2. run stage 2 on those not fused before (through the executor);
+3. choose the elites among every fused candidate so far by (error, latency, energy) of the whole
+   multimodal network; breed the next population from them (crossover, then mutation; C and D
+   are genes like any other);
+4. record the hypervolume of the multimodal front and save the state.
+
+The state (``OUT/state.json``) is written atomically after each generation, so a killed search
+resumes at the generation it was in; every random draw comes from one seeded generator whose
+state is saved with it, and stage 2 of a candidate is seeded by its id, so a resumed search ends
+with the same front as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hnas_edge.errors import HnasError
+from hnas_edge.io import atomic_write_json, provenance, read_json
+from hnas_edge.search.config import Mode, SearchConfig
+from hnas_edge.search.evaluate import (
+    Evaluator,
+    FusionJob,
+    SearchInputs,
+    build_and_install,
+    config_key,
+    individual_id,
+    install,
+    run_fusion_job,
+)
+from hnas_edge.search.evolution import (
+    Individual,
+    crossover,
+    hypervolume,
+    mutate,
+    pareto_order,
+    random_individual,
+    select_top,
+)
+from hnas_edge.search.executor import Executor, InProcess, LocalPool
+from hnas_edge.space.presets import SpacePreset
+from hnas_edge.train.checkpoint import python_rng_state, set_python_rng_state
+
+STATE_FILE = "state.json"
+FORMAT = 1
+
+
+class SearchProgress:
+    """What the loop reports; the CLI draws bars from it. Does nothing by default."""
+
+    def generation(self, done: int, total: int, detail: str = "") -> None:
+        pass
+
+    def candidates(self, done: int, total: int, detail: str = "") -> None:
+        pass
+
+
+@dataclass
+class SearchState:
+    generation: int
+    population: list[Individual]
+    rng: list[Any]
+    records: dict[str, dict[str, Any]]
+    backbone_scores: dict[str, dict[str, Any]]
+    hypervolume: list[dict[str, float]]
+    reference: list[float] | None
+    seconds: dict[str, float]
+
+    def to_dict(self, config: SearchConfig) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "settings": config.to_dict(),
+            "generation": self.generation,
+            "population": [ind.to_dict() for ind in self.population],
+            "rng": self.rng,
+            "records": self.records,
+            "backbone_scores": self.backbone_scores,
+            "hypervolume": self.hypervolume,
+            "reference": self.reference,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchState:
+        return cls(
+            generation=data["generation"],
+            population=[individual_from_dict(d) for d in data["population"]],
+            rng=data["rng"],
+            records=data["records"],
+            backbone_scores=data["backbone_scores"],
+            hypervolume=data["hypervolume"],
+            reference=data["reference"],
+            seconds=data["seconds"],
+        )
+
+
+def individual_from_dict(data: Mapping[str, Any]) -> Individual:
+    return Individual(
+        {m: {k: list(v) for k, v in c.items()} for m, c in data["backbones"].items()},
+        int(data["cells"]),
+        int(data["nodes"]),
+    )
+
+
+def multimodal_objectives(records: list[dict[str, Any]], hardware: bool = True) -> np.ndarray:
+    """(error, latency, energy) of fused candidates; error alone when ``hardware`` is off;
+    energy left out when the LUT has none."""
+    rows = []
+    for r in records:
+        fusion = r["fusion"]
+        row = [1.0 - fusion["val_acc"]]
+        if hardware:
+            row.append(fusion["latency_ms"])
+            if fusion["energy_mj"] is not None:
+                row.append(fusion["energy_mj"])
+        rows.append(row)
+    return np.asarray(rows, dtype=float)
+
+
+def backbone_objectives(records: list[dict[str, Any]], hardware: bool = True) -> np.ndarray:
+    """Stage 1: mean error of the backbones alone, summed latency and energy of them."""
+    rows = []
+    for r in records:
+        scores = list(r["unimodal"].values())
+        row = [float(np.mean([1.0 - s["val_acc"] for s in scores]))]
+        if hardware:
+            row.append(sum(s["latency_ms"] for s in scores))
+            energies = [s["energy_mj"] for s in scores]
+            if None not in energies:
+                row.append(sum(energies))
+        rows.append(row)
+    return np.asarray(rows, dtype=float)
+
+
+class Search:
+    def __init__(
+        self,
+        inputs: SearchInputs,
+        evaluator: Evaluator,
+        executor: Executor,
+        state: SearchState,
+        progress: SearchProgress,
+    ) -> None:
+        self.inputs, self.config = inputs, inputs.config
+        self.mode: Mode = inputs.config.run_mode
+        self.evaluator, self.executor, self.state = evaluator, executor, state
+        self.preset: SpacePreset = evaluator.preset
+        self.progress = progress
+        self.rng = random.Random()
+        set_python_rng_state(self.rng, state.rng)
+
+    # the space as the mode allows it
+    def constrain(self, individual: Individual) -> Individual:
+        backbones, cells, nodes = individual.backbones, individual.cells, individual.nodes
+        if not self.mode.search_backbones:
+            backbones = {m: self.evaluator.fixed_config(m) for m in self.preset.modalities}
+        if not self.mode.search_fusion:
+            cells, nodes = 1, 1
+        return Individual(backbones, cells, nodes)
+
+    def initial_population(self) -> list[Individual]:
+        return self._fill([], lambda: random_individual(self.preset, self.rng))
+
+    def breed(self, elites: list[Individual]) -> list[Individual]:
+        evo = self.config.evolution
+
+        def child() -> Individual:
+            first, second = self.rng.choice(elites), self.rng.choice(elites)
+            if self.rng.random() < evo.crossover:
+                first = crossover(first, second, self.rng)
+            return mutate(first, self.preset, evo.mutation, self.rng)
+
+        return self._fill(list(elites), child)
+
+    def _fill(self, population: list[Individual], draw: Any) -> list[Individual]:
+        """Add distinct individuals until the population is full (or the space, as the mode
+        constrains it, has no new ones to offer)."""
+        seen = {individual_id(ind) for ind in population}
+        size = self.config.evolution.population
+        for _ in range(50 * size):
+            if len(population) >= size:
+                break
+            candidate = self.constrain(draw())
+            if individual_id(candidate) not in seen:
+                seen.add(individual_id(candidate))
+                population.append(candidate)
+        return population
+
+    # stage 1
+    def score_backbones(self, individual: Individual, generation: int) -> dict[str, Any]:
+        scores = {}
+        for modality in self.preset.modalities:
+            config = individual.backbones[modality]
+            key = f"{modality}:{config_key(config)}"
+            if key not in self.state.backbone_scores:
+                self.state.backbone_scores[key] = self.evaluator.backbone_score(modality, config)
+            scores[modality] = self.state.backbone_scores[key]
+        return {
+            "id": individual_id(individual),
+            "generation": generation,
+            "individual": individual.to_dict(),
+            "unimodal": scores,
+            "fusion": None,
+        }
+
+    def run(self) -> None:
+        evo = self.config.evolution
+        while self.state.generation < evo.generations:
+            g = self.state.generation
+            self.progress.generation(g, evo.generations, f"generation {g + 1}")
+            records = self.state.records
+            started = time.perf_counter()
+            for ind in self.state.population:
+                if individual_id(ind) not in records:
+                    records[individual_id(ind)] = self.score_backbones(ind, g)
+            self.state.seconds["stage1"] += time.perf_counter() - started
+            ranked = [records[individual_id(ind)] for ind in self.state.population]
+            top = select_top(backbone_objectives(ranked, self.mode.hardware), evo.quartile)
+            todo = [ranked[i] for i in top if ranked[i]["fusion"] is None]
+            started = time.perf_counter()
+            self.fuse(todo, g)
+            self.state.seconds["stage2_wall"] += time.perf_counter() - started
+            fused = [r for r in records.values() if r["fusion"] is not None]
+            self.record_hypervolume(fused, g)
+            elites = self.elites(fused)
+            self.state.population = self.breed(elites)
+            self.state.generation = g + 1
+            self.state.rng = python_rng_state(self.rng)
+            self.save()
+        self.progress.generation(evo.generations, evo.generations, "done")
+
+    # stage 2
+    def fuse(self, todo: list[dict[str, Any]], generation: int) -> None:
+        jobs = [
+            FusionJob(
+                individual_from_dict(r["individual"]),
+                r["id"],
+                (self.config.evolution.seed * 1_000_003 + int(r["id"], 16)) % 2**31,
+            )
+            for r in todo
+        ]
+        self.progress.candidates(0, len(jobs), f"stage 2, generation {generation + 1}")
+        for done, (candidate, result) in enumerate(self.executor.map(run_fusion_job, jobs), 1):
+            self.state.records[candidate]["fusion"] = {"generation": generation, **result}
+            self.state.seconds["stage2_jobs"] += result["seconds"]
+            detail = f"{candidate}: val acc {result['val_acc']:.1%}, {result['latency_ms']:.3f} ms"
+            self.progress.candidates(done, len(jobs), detail)
+
+    def elites(self, fused: list[dict[str, Any]]) -> list[Individual]:
+        evo = self.config.evolution
+        keep = max(2, int(round(evo.quartile * evo.population)))
+        order = pareto_order(multimodal_objectives(fused, self.mode.hardware))
+        return [individual_from_dict(fused[i]["individual"]) for i in order[:keep]]
+
+    def record_hypervolume(self, fused: list[dict[str, Any]], generation: int) -> None:
+        """Of the multimodal front, normalised by a reference fixed after the first generation
+        (1.1 × the worst latency and energy seen then, error 1), so generations compare."""
+        objectives = multimodal_objectives(fused)
+        if self.state.reference is None:
+            worst = objectives.max(axis=0)
+            self.state.reference = [1.0, *(1.1 * worst[1:]).tolist()]
+        reference = np.asarray(self.state.reference)
+        value = hypervolume(objectives / reference, np.ones(len(reference)))
+        self.state.hypervolume.append(
+            {"generation": generation + 1, "hypervolume": value, "fused": len(fused)}
+        )
+
+    def save(self) -> None:
+        atomic_write_json(self.inputs.out / STATE_FILE, self.state.to_dict(self.config))
+
+
+def start_state(config: SearchConfig) -> SearchState:
+    rng = random.Random(config.evolution.seed)
+    return SearchState(
+        generation=0,
+        population=[],
+        rng=python_rng_state(rng),
+        records={},
+        backbone_scores={},
+        hypervolume=[],
+        reference=None,
+        seconds={"stage1": 0.0, "stage2_jobs": 0.0, "stage2_wall": 0.0},
+    )
+
+
+def load_state(out: Path, config: SearchConfig, resume: bool) -> SearchState:
+    path = out / STATE_FILE
+    if not path.exists():
+        others = [p for p in out.iterdir() if p.name != "supernets"] if out.exists() else []
+        if others and not resume:
+            raise HnasError(f"{out} is not empty; choose another --out or pass --resume")
+        return start_state(config)
+    if not resume:
+        raise HnasError(f"{out} already holds a search; pass --resume or choose another --out")
+    data = read_json(path, what="search state")
+    if data.get("format") != FORMAT or data.get("settings") != config.to_dict():
+        raise HnasError(
+            f"{out} was searched with other settings; resume with the same options or a new --out"
+        )
+    return SearchState.from_dict(data)
+
+
+def make_executor(workers: int, inputs: SearchInputs, evaluator: Evaluator) -> Executor:
+    if workers < 1:
+        raise HnasError(f"--workers {workers}: give at least 1")
+    if workers == 1:
+        install(evaluator)
+        return InProcess()
+    return LocalPool(workers, build_and_install, (inputs,))
+
+
+def search(
+    inputs: SearchInputs,
+    workers: int = 1,
+    resume: bool = False,
+    progress: SearchProgress | None = None,
+) -> tuple[Search, SearchState]:
+    """Run (or finish) the generations; the caller writes the results."""
+    state = load_state(inputs.out, inputs.config, resume)
+    inputs.out.mkdir(parents=True, exist_ok=True)
+    evaluator = Evaluator(inputs)
+    executor = make_executor(workers, inputs, evaluator)
+    runner = Search(inputs, evaluator, executor, state, progress or SearchProgress())
+    if state.generation == 0 and not state.population:
+        state.population = runner.initial_population()
+        state.rng = python_rng_state(runner.rng)
+        atomic_write_json(inputs.out / "settings.json", provenance(inputs.config.to_dict()))
+    try:
+        runner.run()
+    finally:
+        executor.close()
+    return runner, state

@@ -1,0 +1,280 @@
+"""Scoring candidates: backbones alone (stage 1) and whole multimodal networks (stage 2).
+
+An :class:`Evaluator` holds what every score needs: the trained supernets, the dataset splits as
+tensors, the LUT. It is built from a picklable :class:`SearchInputs`, so that a worker process can
+build its own (see :mod:`hnas_edge.search.executor`).
+
+Stage 2 of one candidate (:meth:`Evaluator.fuse`): extract its backbones (batch norm
+recalibrated), compute every fusion candidate feature once, run DARTS over the relaxed fusion
+network on those cached features, derive the genotype, fine-tune the discrete fusion network
+briefly, score it on validation and price it with the LUT. Its fusion weights (adapters, fusion
+network, head) are saved beside the result, so that the front's models can be rebuilt exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hnas_edge.data import load_dataset
+from hnas_edge.profiling.cost import CostBreakdown, predict
+from hnas_edge.profiling.coverage import default_accounting
+from hnas_edge.profiling.lut import Lut
+from hnas_edge.search.config import SearchConfig
+from hnas_edge.search.darts import FusionSupernet, OperatorCosts, search_fusion
+from hnas_edge.search.evolution import Individual
+from hnas_edge.space.fusion import CellGene, Genotype, NodeGene
+from hnas_edge.space.mmnn import MultimodalArch, MultimodalNet, arch_parts, candidates
+from hnas_edge.space.ofa import OFASupernet
+from hnas_edge.space.presets import SpacePreset
+from hnas_edge.train import checkpoint
+from hnas_edge.train.batches import ModalityData, modality_tensors
+from hnas_edge.train.evaluation import accuracy, recalibrate_bn
+from hnas_edge.train.fused import accuracy_on_features, fit_fusion
+from hnas_edge.train.loop import load_supernets, trained_preset
+from hnas_edge.train.scorer import SubnetScorer
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SearchInputs:
+    """Where a search reads from: enough for any process to rebuild its :class:`Evaluator`."""
+
+    supernets: Path
+    dataset: str
+    data_dir: str | None
+    lut: Path
+    config: SearchConfig
+    out: Path
+
+
+@dataclass(frozen=True)
+class FusionJob:
+    individual: Individual
+    id: str
+    seed: int
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
+def individual_id(individual: Individual) -> str:
+    """A short stable name: the same architecture always gets the same id."""
+    text = json.dumps(individual.to_dict(), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def late_fusion(preset: SpacePreset) -> Genotype:
+    """The fixed fusion of the ablation (and the classic hand-made choice): one cell, one
+    ``ConcatFC`` node over the embeddings (last features) of the first two modalities."""
+    pool = candidates(preset)
+    last = {m: len(space.feature_shapes()) - 1 for m, space in preset.backbones}
+    first, second = [i for i, c in enumerate(pool) if c.index == last[c.modality]][:2]
+    return Genotype(len(pool), (CellGene((first, second), (NodeGene((0, 1), "ConcatFC"),)),))
+
+
+def cost_record(cost: CostBreakdown) -> dict[str, Any]:
+    return {
+        "latency_ms": cost.latency_ms,
+        "energy_mj": cost.energy_mj,
+        "calibrated": cost.calibrated,
+        "energy_is_estimate": cost.energy_is_estimate,
+    }
+
+
+class Evaluator:
+    def __init__(self, inputs: SearchInputs, feature_cache: int = 8) -> None:
+        self.inputs = inputs
+        self.config = inputs.config
+        self.mode = inputs.config.run_mode
+        self.preset = trained_preset(inputs.supernets)
+        self.supernets = load_supernets(inputs.supernets)
+        self.lut = Lut.load(inputs.lut)
+        self.accounting = inputs.config.accounting or default_accounting(self.lut)
+        self.op_costs = OperatorCosts.from_lut(self.lut, self.preset.fusion_C, self.preset.fusion_L)
+        self._splits = {s: load_dataset(inputs.dataset, inputs.data_dir, split=s) for s in SPLITS}
+        self.task = self._splits["train"].task
+        self.labels = {s: d.targets[: self.config.limit] for s, d in self._splits.items()}
+        self._scorers: dict[str, SubnetScorer] = {}
+        self._modules: OrderedDict[tuple[str, str], nn.Module] = OrderedDict()
+        self._features: OrderedDict[tuple[str, str, str], list[torch.Tensor]] = OrderedDict()
+        self._cache_size = feature_cache
+
+    def tensors(self, modality: str, split: str) -> torch.Tensor:
+        return modality_tensors(self._splits[split], modality, self.config.limit)[0]
+
+    def fixed_config(self, modality: str) -> dict[str, Any]:
+        """The hand-picked backbone of the ablation: the supernet's largest subnet."""
+        return self.preset.backbone(modality).max_config()
+
+    def backbone_score(self, modality: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Stage 1: validation accuracy of a backbone alone, and its cost whole (classifier
+        included: the unimodal network), from the LUT."""
+        if modality not in self._scorers:
+            data = ModalityData(
+                (self.tensors(modality, "train"), self.labels["train"]),
+                (self.tensors(modality, "val"), self.labels["val"]),
+                self.task,
+            )
+            self._scorers[modality] = SubnetScorer(
+                self.supernets[modality], data, bn_batches=self.config.bn_batches
+            )
+        return {
+            "val_acc": self._scorers[modality].score(config),
+            **self.backbone_cost(modality, config),
+        }
+
+    def backbone_cost(self, modality: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """A backbone priced whole, classifier included, as a unimodal network. Under the
+        paper's accounting a fixed (non-searchable) backbone is not priced: its tables hold
+        none, and it is the same in every architecture."""
+        if self.accounting == "paper" and modality not in dict(self.preset.elastic_backbones()):
+            return {"latency_ms": 0.0, "energy_mj": 0.0, "calibrated": False, "priced": False}
+        parts = self.preset.backbone(modality).parts(config)
+        cost = predict(self.lut, [(f"{modality}.{n}", s) for n, s in parts])
+        return cost_record(cost)
+
+    def backbone(self, modality: str, config: Mapping[str, Any]) -> nn.Module:
+        """The static backbone ``config`` with batch norm recalibrated for it (cached)."""
+        key = (modality, config_key(config))
+        if key not in self._modules:
+            net = self.supernets[modality]
+            if isinstance(net, OFASupernet):
+                net.set_active(config)
+                recalibrate_bn(net, self.tensors(modality, "train"), 64, self.config.bn_batches)
+                net = net.extract(config)
+            self._modules[key] = net.eval()
+            _trim(self._modules, self._cache_size)
+        return self._modules[key]
+
+    @torch.no_grad()
+    def features(self, backbones: Mapping[str, Any], split: str) -> list[torch.Tensor]:
+        """Every fusion candidate feature of ``split`` in pool order (cached per backbone)."""
+        pool: list[torch.Tensor] = []
+        for modality, _ in self.preset.backbones:
+            config = backbones[modality]
+            key = (modality, config_key(config), split)
+            if key not in self._features:
+                module = self.backbone(modality, config)
+                x = self.tensors(modality, split)
+                chunks = [module.forward_features(x[i : i + 256]) for i in range(0, len(x), 256)]
+                self._features[key] = [torch.cat(f) for f in zip(*chunks, strict=True)]
+                _trim(self._features, self._cache_size * len(SPLITS))
+            pool += self._features[key]
+        return pool
+
+    def network(self, arch: MultimodalArch) -> MultimodalNet:
+        backbones = {m: self.backbone(m, arch.backbones[m]) for m in self.preset.modalities}
+        return MultimodalNet(self.preset, arch, backbones)
+
+    def fuse(self, job: FusionJob) -> dict[str, Any]:
+        """Stage 2 of one candidate; returns its record and saves its fusion weights."""
+        start = time.perf_counter()
+        torch.manual_seed(job.seed)
+        individual = job.individual
+        train = self.features(individual.backbones, "train")
+        val = self.features(individual.backbones, "val")
+        history: list[dict[str, float]] = []
+        if self.mode.search_fusion:
+            darts = replace(self.config.darts, seed=job.seed)
+            if not self.mode.hardware:
+                darts = replace(darts, b=0.0, c=0.0)
+            supernet = FusionSupernet(self.preset, individual.cells, individual.nodes)
+            genotype, history = search_fusion(
+                supernet,
+                (train, self.labels["train"]),
+                (val, self.labels["val"]),
+                self.task,
+                self.op_costs,
+                darts,
+            )
+        else:
+            genotype = late_fusion(self.preset)
+        cells, nodes = len(genotype.cells), genotype.n_nodes
+        arch = MultimodalArch(self.preset.name, individual.backbones, cells, nodes, genotype)
+        net = self.network(arch)
+        losses = fit_fusion(
+            net,
+            {i: train[i] for i in net.used},
+            self.labels["train"],
+            self.config.finetune_epochs,
+            self.task,
+            seed=job.seed,
+        )
+        val_acc = accuracy_on_features(
+            net, {i: val[i] for i in net.used}, self.labels["val"], self.task
+        )
+        cost = predict(self.lut, arch_parts(self.preset, arch, self.accounting))
+        checkpoint.save(candidate_weights(self.inputs.out, job.id), fusion_state(net))
+        return {
+            "architecture": arch.to_dict(),
+            "val_acc": val_acc,
+            **cost_record(cost),
+            "darts": history,
+            "finetune_losses": losses,
+            "seconds": time.perf_counter() - start,
+        }
+
+    def restore(self, arch: MultimodalArch, candidate_id: str) -> MultimodalNet:
+        """The network stage 2 produced for ``candidate_id``: backbones re-extracted (the same
+        recalibration, so the same weights) plus its saved fusion weights."""
+        net = self.network(arch)
+        state = checkpoint.load(candidate_weights(self.inputs.out, candidate_id))
+        net.load_state_dict({**net.state_dict(), **state})
+        return net.eval()
+
+    @torch.no_grad()
+    def test_accuracy(self, net: MultimodalNet) -> float:
+        test = self.features(net.arch.backbones, "test")
+        return accuracy_on_features(
+            net, {i: test[i] for i in net.used}, self.labels["test"], self.task
+        )
+
+    def backbone_test_accuracy(self, modality: str, config: Mapping[str, Any]) -> float:
+        module = self.backbone(modality, config)
+        return accuracy(module, self.tensors(modality, "test"), self.labels["test"], self.task)
+
+
+def candidate_weights(out: Path, candidate_id: str) -> Path:
+    return out / "candidates" / f"{candidate_id}.pt"
+
+
+def fusion_state(net: MultimodalNet) -> dict[str, torch.Tensor]:
+    """The weights stage 2 trains: adapters, fusion network and head (not the backbones)."""
+    return {k: v for k, v in net.state_dict().items() if not k.startswith("backbones.")}
+
+
+def _trim(cache: OrderedDict, size: int) -> None:
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+_CURRENT: Evaluator | None = None
+
+
+def install(evaluator: Evaluator) -> None:
+    """Make ``evaluator`` the one :func:`run_fusion_job` uses in this process."""
+    global _CURRENT
+    _CURRENT = evaluator
+
+
+def build_and_install(inputs: SearchInputs) -> None:
+    """Worker initializer: each process builds its own evaluator once."""
+    install(Evaluator(inputs))
+
+
+def run_fusion_job(job: FusionJob) -> tuple[str, dict[str, Any]]:
+    if _CURRENT is None:
+        raise RuntimeError("no evaluator installed in this process")
+    return job.id, _CURRENT.fuse(job)

@@ -1,0 +1,82 @@
+"""`hnas search` end to end: supernets (trained first when none are given), checks that the LUT
+prices the space, the generations with progress bars, then the results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from hnas_edge.errors import HnasError
+from hnas_edge.profiling.coverage import coverage
+from hnas_edge.profiling.lut import Lut
+from hnas_edge.search.engine import SearchProgress, search
+from hnas_edge.search.evaluate import SearchInputs
+from hnas_edge.search.results import write_results
+from hnas_edge.space.presets import preset_for_dataset
+from hnas_edge.train.config import TrainConfig
+from hnas_edge.train.loop import trained_preset
+
+
+class BarProgress(SearchProgress):
+    """One bar for generations, one for the stage-2 candidates of the current generation."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.generations = bar.add_task("generations", total=None, detail="")
+        self.stage2 = bar.add_task("stage 2", total=None, detail="", visible=False)
+
+    def generation(self, done: int, total: int, detail: str = "") -> None:
+        self.bar.update(self.generations, completed=done, total=total, detail=detail)
+
+    def candidates(self, done: int, total: int, detail: str = "") -> None:
+        self.bar.update(self.stage2, completed=done, total=total, detail=detail, visible=True)
+
+
+def check_inputs(inputs: SearchInputs) -> None:
+    """Refuse, before any work, a LUT that cannot price the space or supernets of another one."""
+    preset = preset_for_dataset(inputs.dataset)
+    supernet_preset = trained_preset(inputs.supernets)
+    if supernet_preset.name != preset.name:
+        raise HnasError(
+            f"{inputs.supernets} holds supernets of the {supernet_preset.name} space; "
+            f"dataset {inputs.dataset} searches {preset.name}: train for it with `hnas train`"
+        )
+    cover = coverage(Lut.load(inputs.lut), preset, inputs.config.accounting)
+    if not cover.complete:
+        raise HnasError(
+            f"{inputs.lut} lacks {len(cover.missing)} of the {cover.needed} keys the "
+            f"{preset.name} space needs ({cover.accounting} accounting); see `hnas lut check "
+            f"{inputs.lut} --space {preset.name}` and complete it with `hnas profile --resume`"
+        )
+
+
+def ensure_supernets(
+    supernets: Path | None, dataset: str, data_dir: str | None, out: Path, console: Console
+) -> Path:
+    """The given folder, or supernets trained now into ``OUT/supernets`` (resumed if there)."""
+    if supernets is not None:
+        if not (supernets / "train.json").is_file():
+            raise HnasError(f"{supernets} holds no trained supernets; run `hnas train` first")
+        return supernets
+    from hnas_edge.train.progress import train_with_progress
+
+    folder = out / "supernets"
+    resume = folder.exists()
+    console.print(f"no --supernets given: training them into {folder}")
+    train_with_progress(dataset, folder, TrainConfig(), console, data_dir, resume)
+    return folder
+
+
+def search_with_progress(
+    inputs: SearchInputs, console: Console, workers: int = 1, resume: bool = False
+) -> dict[str, Any]:
+    from hnas_edge.reporting import progress_bar
+
+    check_inputs(inputs)
+    with progress_bar(console) as bar:
+        runner, state = search(inputs, workers, resume, BarProgress(bar))
+    console.print("testing the front once on the test split, writing results")
+    return write_results(runner, state)

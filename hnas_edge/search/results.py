@@ -1,0 +1,172 @@
+"""What a finished search leaves in ``--out``::
+
+    front.json                 the Pareto models: architecture, validation and test metrics,
+                               predicted latency and energy, the LUT and device they were made for
+    candidates.csv             every evaluated candidate (stage 1 and, where run, stage 2)
+    models/<id>/model.pt       each front model, whole (weights_only-safe), ready for export
+    models/<id>/architecture.json
+    pareto.png                 error vs latency and vs energy, unimodal and multimodal (Fig. 3)
+    hypervolume.png            hypervolume of the multimodal front per generation
+    state.json, candidates/    the search state (resume) and stage-2 weights of every candidate
+
+Test metrics are computed here, once, for the front and for the best backbone of each modality
+(by validation accuracy): the search itself never sees the test split.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hnas_edge.io import atomic_write_json, atomic_write_text, provenance
+from hnas_edge.profiling.lut import Lut
+from hnas_edge.search.engine import Search, SearchState, multimodal_objectives
+from hnas_edge.search.evolution import first_front
+from hnas_edge.search.plots import plot_hypervolume, plot_pareto
+from hnas_edge.space.mmnn import MultimodalArch
+from hnas_edge.train import checkpoint
+
+
+def lut_identity(path: Path, lut: Lut, accounting: str) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "device": lut.device.get("name"),
+        "runtime": lut.device.get("runtime"),
+        "accounting": accounting,
+        "calibrated": not lut.calibration_for("latency").is_identity,
+        "energy_is_estimate": lut.is_estimated_energy(),
+    }
+
+
+def save_model(out: Path, record: dict[str, Any], net: torch.nn.Module) -> Path:
+    folder = out / "models" / record["id"]
+    architecture = record["fusion"]["architecture"]
+    atomic_write_json(folder / "architecture.json", architecture)
+    path = folder / "model.pt"
+    checkpoint.save(
+        path,
+        {"architecture": json.dumps(architecture), "state_dict": net.state_dict()},
+    )
+    return path
+
+
+def best_unimodal(runner: Search, state: SearchState) -> dict[str, Any]:
+    """Per modality, the backbone with the best validation accuracy seen, with its test score."""
+    best: dict[str, Any] = {}
+    for key, score in state.backbone_scores.items():
+        modality, config = key.split(":", 1)
+        if modality not in best or score["val_acc"] > best[modality]["val_acc"]:
+            best[modality] = {"config": json.loads(config), **score}
+    for modality, entry in best.items():
+        entry["test_acc"] = runner.evaluator.backbone_test_accuracy(modality, entry["config"])
+    return best
+
+
+def write_results(runner: Search, state: SearchState) -> dict[str, Any]:
+    out = runner.inputs.out
+    evaluator = runner.evaluator
+    fused = [r for r in state.records.values() if r["fusion"] is not None]
+    front = [fused[i] for i in first_front(multimodal_objectives(fused))]
+    front.sort(key=lambda r: r["fusion"]["latency_ms"])
+    models = []
+    for record in front:
+        fusion = record["fusion"]
+        arch = MultimodalArch.from_dict(fusion["architecture"])
+        net = evaluator.restore(arch, record["id"])
+        models.append(
+            {
+                "id": record["id"],
+                "architecture": fusion["architecture"],
+                "val_acc": fusion["val_acc"],
+                "test_acc": evaluator.test_accuracy(net),
+                "latency_ms": fusion["latency_ms"],
+                "energy_mj": fusion["energy_mj"],
+                "generation": fusion["generation"],
+                "checkpoint": str(save_model(out, record, net).relative_to(out)),
+            }
+        )
+    unimodal = best_unimodal(runner, state)
+    result = {
+        "dataset": runner.inputs.dataset,
+        "preset": runner.preset.name,
+        "mode": runner.mode.name,
+        "lut": lut_identity(runner.inputs.lut, evaluator.lut, evaluator.accounting),
+        "supernets": str(runner.inputs.supernets),
+        "models": models,
+        "best_unimodal": unimodal,
+        "hypervolume": state.hypervolume,
+        "hypervolume_reference": state.reference,
+        "evaluated": {"stage1": len(state.records), "stage2": len(fused)},
+        "seconds": state.seconds,
+        "provenance": provenance(runner.config.to_dict()),
+    }
+    atomic_write_json(out / "front.json", result)
+    on_front = {m["id"] for m in models}
+    atomic_write_text(
+        out / "candidates.csv", candidates_csv(state, runner.preset.modalities, on_front)
+    )
+    plot_pareto(out / "pareto.png", state, on_front, runner.preset.modalities)
+    plot_hypervolume(out / "hypervolume.png", state.hypervolume)
+    return result
+
+
+def candidates_csv(state: SearchState, modalities: tuple[str, ...], on_front: set[str]) -> str:
+    per_modality = [
+        f"{m}_{field}" for m in modalities for field in ("val_acc", "latency_ms", "energy_mj")
+    ]
+    header = [
+        "id",
+        "generation",
+        "cells",
+        "nodes",
+        *per_modality,
+        "fused",
+        "val_acc",
+        "latency_ms",
+        "energy_mj",
+        "on_front",
+        "fusion_seconds",
+        "backbones",
+        "genotype",
+    ]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for record in state.records.values():
+        individual, fusion = record["individual"], record["fusion"]
+        unimodal = [
+            record["unimodal"][m][field]
+            for m in modalities
+            for field in ("val_acc", "latency_ms", "energy_mj")
+        ]
+        mm = (
+            [
+                True,
+                fusion["val_acc"],
+                fusion["latency_ms"],
+                fusion["energy_mj"],
+                record["id"] in on_front,
+                round(fusion["seconds"], 2),
+            ]
+            if fusion
+            else [False, "", "", "", False, ""]
+        )
+        genotype = fusion["architecture"]["fusion"]["genotype"] if fusion else None
+        writer.writerow(
+            [
+                record["id"],
+                record["generation"],
+                individual["cells"],
+                individual["nodes"],
+                *unimodal,
+                *mm,
+                json.dumps(individual["backbones"], sort_keys=True),
+                json.dumps(genotype) if genotype else "",
+            ]
+        )
+    return buffer.getvalue()

@@ -1,0 +1,148 @@
+"""The paper's ablation (Figure 4): the four search modes on one dataset, LUT and budget.
+
+    python scripts/ablation.py --lut cpu.json --supernets supernets --out ablation \
+        --population 16 --generations 4 --darts-epochs 3
+
+Runs ``hnas search --mode M`` for fb-ff, fb-sf, sb-sf, sb-sf-hw into OUT/<mode> (resumable:
+a finished mode is read back, not rerun), then writes OUT/ablation.csv, OUT/ablation.md and
+OUT/ablation.png. "At matched accuracy" compares each mode's cheapest front model whose
+validation accuracy is at least fb-ff's minus ``--tolerance`` with the fb-ff network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from hnas_edge.io import atomic_write_text
+from hnas_edge.search.config import MODES, SearchConfig
+from hnas_edge.search.darts import DartsConfig
+from hnas_edge.search.evaluate import SearchInputs
+from hnas_edge.search.evolution import EvolutionConfig
+from hnas_edge.search.plots import figure, save_png
+from hnas_edge.search.progress import search_with_progress
+
+
+def run_mode(args: argparse.Namespace, mode: str, console: Console) -> dict[str, Any]:
+    out = args.out / mode
+    if (out / "front.json").exists():
+        return json.loads((out / "front.json").read_text())
+    config = SearchConfig(
+        evolution=EvolutionConfig(args.population, args.generations, seed=args.seed),
+        darts=DartsConfig(epochs=args.darts_epochs, seed=args.seed),
+        mode=mode,
+    )
+    inputs = SearchInputs(args.supernets, args.dataset, None, args.lut, config, out)
+    console.print(f"[bold]{mode}[/]")
+    return search_with_progress(inputs, console, resume=(out / "state.json").exists())
+
+
+def matched(models: list[dict[str, Any]], accuracy: float, metric: str) -> dict | None:
+    """The front model cheapest in ``metric`` among those at least ``accuracy`` accurate."""
+    fit = [m for m in models if m["val_acc"] >= accuracy and m[metric] is not None]
+    return min(fit, key=lambda m: m[metric]) if fit else None
+
+
+def table(results: dict[str, dict[str, Any]], tolerance: float) -> list[dict[str, Any]]:
+    (reference,) = results["fb-ff"]["models"]
+    target = reference["val_acc"] - tolerance
+    rows = []
+    for mode, result in results.items():
+        models = result["models"]
+        best = max(models, key=lambda m: m["val_acc"])
+        row: dict[str, Any] = {
+            "mode": mode,
+            "front": len(models),
+            "best_val_acc": best["val_acc"],
+            "best_test_acc": best["test_acc"],
+            "min_latency_ms": min(m["latency_ms"] for m in models),
+            "search_s": round(result["seconds"]["stage1"] + result["seconds"]["stage2_wall"]),
+        }
+        for metric in ("latency_ms", "energy_mj"):
+            model = matched(models, target, metric)
+            row[f"matched_{metric}"] = model[metric] if model else None
+            row[f"matched_{metric}_acc"] = model["val_acc"] if model else None
+            row[f"{metric}_gain_vs_fb-ff"] = (
+                reference[metric] / model[metric] if model and reference[metric] else None
+            )
+        rows.append(row)
+    return rows
+
+
+def as_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def as_markdown(rows: list[dict[str, Any]], target: float, lut: str) -> str:
+    def fmt(value: Any) -> str:
+        if value is None:
+            return "—"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    header = list(rows[0])
+    lines = [
+        f"Ablation on LUT {lut}; matched accuracy: validation ≥ {target:.1%}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines += ["| " + " | ".join(fmt(row[k]) for k in header) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
+    fig, axes = figure(2)
+    for ax, metric, label in (
+        (axes[0], "latency_ms", "latency (ms, predicted)"),
+        (axes[1], "energy_mj", "energy (mJ, predicted)"),
+    ):
+        for mode, result in results.items():
+            models = sorted(result["models"], key=lambda m: m[metric] or 0)
+            ax.plot(
+                [m[metric] for m in models],
+                [100 * (1 - m["val_acc"]) for m in models],
+                "o-",
+                label=mode,
+            )
+        ax.set_xlabel(label)
+        ax.set_ylabel("validation error (%)")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    save_png(fig, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lut", type=Path, required=True)
+    parser.add_argument("--supernets", type=Path, required=True)
+    parser.add_argument("--dataset", default="avdigits")
+    parser.add_argument("--population", type=int, default=16)
+    parser.add_argument("--generations", type=int, default=4)
+    parser.add_argument("--darts-epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tolerance", type=float, default=0.01)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    console = Console()
+    results = {mode: run_mode(args, mode, console) for mode in MODES}
+    rows = table(results, args.tolerance)
+    target = results["fb-ff"]["models"][0]["val_acc"] - args.tolerance
+    atomic_write_text(args.out / "ablation.csv", as_csv(rows))
+    markdown = as_markdown(rows, target, str(args.lut))
+    atomic_write_text(args.out / "ablation.md", markdown)
+    plot(results, args.out / "ablation.png")
+    console.print(markdown)
+
+
+if __name__ == "__main__":
+    main()

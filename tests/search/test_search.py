@@ -1,0 +1,200 @@
+"""The two-tier search end to end, on tiny supernets and a LUT priced from MACs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from hnas_edge.errors import HnasError
+from hnas_edge.profiling.lut import Lut
+from hnas_edge.search.config import SearchConfig
+from hnas_edge.search.darts import DartsConfig
+from hnas_edge.search.engine import SearchProgress, search
+from hnas_edge.search.evaluate import SearchInputs, late_fusion
+from hnas_edge.search.evolution import EvolutionConfig
+from hnas_edge.search.progress import check_inputs
+from hnas_edge.search.results import write_results
+from hnas_edge.space.mmnn import MultimodalArch, build_fresh
+from hnas_edge.space.presets import get_preset
+from hnas_edge.train import checkpoint
+from hnas_edge.train.config import TrainConfig
+from hnas_edge.train.loop import train
+
+PRESET = get_preset("avmnist")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def supernets(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("supernets")
+    torch.set_num_threads(1)
+    config = TrainConfig(epochs=1, batch_size=32, limit=96, bn_batches=2, spread_samples=1)
+    train("avdigits", folder, config)
+    return folder
+
+
+def mac_priced_lut(path, spare=()):
+    """Cost grows with MACs (so small backbones are cheap); energy twice the latency."""
+    entries = {}
+    for spec in PRESET.all_specs():
+        if spec.key in spare:
+            continue
+        latency = 1e-3 + spec.macs() * 1e-8
+        entries[spec.key] = {
+            "latency_ms": {"median": latency},
+            "energy_mj": {"total": 2 * latency},
+        }
+    Lut(device={"name": "macs", "runtime": "r", "precision": "fp32"}, entries=entries).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lut(tmp_path_factory):
+    return mac_priced_lut(tmp_path_factory.mktemp("lut") / "macs.json")
+
+
+def tiny(mode="sb-sf-hw", seed=0):
+    return SearchConfig(
+        evolution=EvolutionConfig(population=6, generations=2, quartile=0.5, seed=seed),
+        darts=DartsConfig(epochs=1, batch_size=32),
+        mode=mode,
+        finetune_epochs=1,
+        bn_batches=2,
+        limit=96,
+    )
+
+
+def front_of(out):
+    return [(m["id"], m["val_acc"], m["latency_ms"]) for m in read_front(out)["models"]]
+
+
+def read_front(out):
+    return json.loads((out / "front.json").read_text())
+
+
+def run(supernets, lut, out, config, **options):
+    inputs = SearchInputs(supernets, "avdigits", None, lut, config, out)
+    runner, state = search(inputs, **options)
+    return write_results(runner, state)
+
+
+@pytest.fixture(scope="module")
+def finished(supernets, lut, tmp_path_factory):
+    out = tmp_path_factory.mktemp("search") / "run"
+    run(supernets, lut, out, tiny())
+    return out
+
+
+def test_a_search_writes_the_front_every_candidate_the_models_and_the_plots(finished):
+    result = read_front(finished)
+    names = {p.name for p in finished.iterdir()}
+    assert {"front.json", "candidates.csv", "pareto.png", "hypervolume.png", "models"} <= names
+    assert result["lut"]["device"] == "macs" and result["lut"]["accounting"] == "ours"
+    assert len(result["hypervolume"]) == 2
+    assert result["hypervolume"][1]["hypervolume"] >= result["hypervolume"][0]["hypervolume"]
+    rows = (finished / "candidates.csv").read_text().splitlines()
+    assert len(rows) - 1 == result["evaluated"]["stage1"] >= result["evaluated"]["stage2"] > 0
+    for model in result["models"]:
+        assert 0 <= model["test_acc"] <= 1 and model["latency_ms"] > 0
+        assert model["energy_mj"] == pytest.approx(2 * sum_of_parts(model), rel=1e-6)
+
+
+def sum_of_parts(model):
+    from hnas_edge.space.mmnn import arch_parts
+
+    arch = MultimodalArch.from_dict(model["architecture"])
+    return sum(1e-3 + spec.macs() * 1e-8 for _, spec in arch_parts(PRESET, arch))
+
+
+def test_the_front_is_mutually_non_dominated(finished):
+    models = read_front(finished)["models"]
+    points = [(1 - m["val_acc"], m["latency_ms"], m["energy_mj"]) for m in models]
+    for p in points:
+        for q in points:
+            dominates = all(a <= b for a, b in zip(q, p, strict=True)) and q != p
+            assert not dominates
+
+
+def test_a_front_model_checkpoint_rebuilds_the_network_for_export(finished):
+    model = read_front(finished)["models"][0]
+    saved = checkpoint.load(finished / model["checkpoint"])  # weights_only
+    arch = MultimodalArch.from_dict(json.loads(saved["architecture"]))
+    net = build_fresh(PRESET, arch)
+    net.load_state_dict(saved["state_dict"])  # strict: every weight is there
+    inputs = net.eval().example_inputs(batch=2)
+    assert net(*inputs.values()).shape == (2, 10)
+
+
+def test_the_same_seed_gives_the_same_front(supernets, lut, finished, tmp_path):
+    run(supernets, lut, tmp_path / "again", tiny())
+    assert front_of(tmp_path / "again") == front_of(finished)
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAtSecondGeneration(SearchProgress):
+    def generation(self, done, total, detail=""):
+        if done == 1:
+            raise Killed
+
+
+def test_a_killed_search_resumes_to_the_same_front(supernets, lut, finished, tmp_path):
+    out = tmp_path / "killed"
+    with pytest.raises(Killed):
+        run(supernets, lut, out, tiny(), progress=KillAtSecondGeneration())
+    assert json.loads((out / "state.json").read_text())["generation"] == 1
+    with pytest.raises(HnasError, match="pass --resume"):
+        run(supernets, lut, out, tiny())
+    with pytest.raises(HnasError, match="other settings"):
+        run(supernets, lut, out, tiny(seed=1), resume=True)
+    run(supernets, lut, out, tiny(), resume=True)
+    assert front_of(out) == front_of(finished)
+
+
+def test_fixed_backbones_and_fixed_fusion_are_the_hand_picked_network(supernets, lut, tmp_path):
+    result = run(supernets, lut, tmp_path / "fbff", tiny("fb-ff"))
+    (model,) = result["models"]  # nothing to search: one network
+    arch = MultimodalArch.from_dict(model["architecture"])
+    assert arch.backbones == {m: s.max_config() for m, s in PRESET.backbones}
+    assert arch.genotype == late_fusion(PRESET)
+
+
+def test_fixed_backbones_with_searched_fusion_only_change_the_fusion(supernets, lut, tmp_path):
+    run(supernets, lut, tmp_path / "fbsf", tiny("fb-sf"))
+    state = json.loads((tmp_path / "fbsf" / "state.json").read_text())
+    backbones = {json.dumps(r["individual"]["backbones"]) for r in state["records"].values()}
+    assert len(backbones) == 1
+    assert (
+        len(
+            {
+                (r["individual"]["cells"], r["individual"]["nodes"])
+                for r in state["records"].values()
+            }
+        )
+        > 1
+    )
+
+
+def test_a_lut_that_cannot_price_the_space_is_refused_before_any_work(supernets, tmp_path):
+    head = PRESET.head_spec().key
+    partial = mac_priced_lut(tmp_path / "partial.json", spare={head})
+    inputs = SearchInputs(supernets, "avdigits", None, partial, tiny(), tmp_path / "out")
+    with pytest.raises(HnasError, match="lacks 1 of the"):
+        check_inputs(inputs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_process_pool_finds_the_same_front_as_one_process(supernets, lut, finished, tmp_path):
+    run(supernets, lut, tmp_path / "pool", tiny(), workers=2)
+    assert front_of(tmp_path / "pool") == front_of(finished)
