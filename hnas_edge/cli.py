@@ -167,6 +167,71 @@ def search(
     print_search(console, search_with_progress(inputs, console, workers, resume), out)
 
 
+@app.command()
+def export(
+    model: Path = typer.Argument(..., help="RESULT_DIR/MODEL_ID of a finished search."),
+    format: str = typer.Option("onnx", "--format", help="onnx, ort (CPU-optimised) or plan."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8 (plans)."),
+    output: Path = typer.Option(
+        None, "-o", "--output", help="File to write (default MODEL_ID.FORMAT)."
+    ),
+) -> None:
+    """Export a front model (checked against torch) with a sidecar JSON of what it promises."""
+    from hnas_edge.export.artifact import SUFFIXES, export_model
+    from hnas_edge.export.searched import load_searched
+
+    searched = load_searched(model)
+    target = output or Path(searched.id + SUFFIXES.get(format, ""))
+    report = export_model(searched, format, target, precision)
+    console.print(
+        f"wrote {report.path} and {report.sidecar.name}; max |diff| against "
+        f"{report.checked_against} {report.max_abs_diff:.2e}"
+    )
+
+
+@app.command()
+def deploy(
+    path: Path = typer.Argument(..., help="An exported .onnx, .ort or .plan (with its sidecar)."),
+    bench: int = typer.Option(None, "--bench", help="Time N runs at batch 1, meter energy."),
+    input: Path = typer.Option(None, "--input", help=".npz of preprocessed modality arrays."),
+    split: str = typer.Option(None, "--split", help="Score a split of the model's dataset."),
+    device: str = typer.Option("cpu", "--device", help="Device profile to run it with."),
+) -> None:
+    """Run an exported model on this device: benchmark it, score it, or predict."""
+    from hnas_edge.deploy.runner import bench as run_bench
+    from hnas_edge.deploy.runner import evaluate_split, open_artifact, predict_file
+    from hnas_edge.profiling.device import DeviceProfile
+    from hnas_edge.reporting import print_bench
+
+    profile = DeviceProfile.load(device)
+    deployed = open_artifact(path, profile)
+    try:
+        if bench is None and input is None and split is None:
+            bench = 300
+        if bench is not None:
+            print_bench(console, run_bench(deployed, profile, bench), profile.name)
+        if split is not None:
+            score = evaluate_split(deployed, split)
+            promised = score["search_test_acc"]
+            tail = "" if promised is None else f" (search reported {promised:.2%} on test)"
+            console.print(f"{split}: accuracy {score['accuracy']:.2%} on {score['samples']}{tail}")
+        if input is not None:
+            console.print(" ".join(str(p) for p in predict_file(deployed, input).tolist()))
+    finally:
+        deployed.close()
+
+
+@app.command()
+def quickstart(
+    out: Path = typer.Option(Path("hnas-quickstart"), "--out", help="Folder for every stage."),
+) -> None:
+    """The whole pipeline on the bundled dataset and the cpu profile (about 15 min on 2 cores)."""
+    from hnas_edge.quickstart import quickstart as run
+    from hnas_edge.reporting import print_quickstart
+
+    print_quickstart(console, run(out, console), out)
+
+
 lut_app = typer.Typer(
     help="Inspect, check, merge and validate latency/energy LUTs.", no_args_is_help=True
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -280,4 +280,48 @@ def print_search(console: Console, result: dict, out: Path) -> None:
     console.print(
         f"stage 1 {seconds['stage1']:.0f} s, stage 2 {seconds['stage2_wall']:.0f} s; "
         f"front.json, candidates.csv, models/, pareto.png in {out}"
+    )
+
+
+def _relative(error: float | None) -> str:
+    return "-" if error is None else f"{error:+.1%}"
+
+
+def print_bench(console: Console, report: Any, device: str) -> None:
+    energy = (
+        "-" if report.energy_mj is None else f"{report.energy_mj:.4f} mJ ({report.energy_source})"
+    )
+    console.print(
+        f"{device}: latency median {report.latency_median_ms:.4f} ms, p90 "
+        f"{report.latency_p90_ms:.4f} ms over {report.iterations} runs; energy {energy}"
+    )
+    if report.predicted_latency_ms is not None:
+        console.print(
+            f"predicted for {report.predicted_for}: {report.predicted_latency_ms:.4f} ms "
+            f"({_relative(report.latency_error)} measured vs predicted), energy "
+            f"{report.predicted_energy_mj or 0:.4f} mJ ({_relative(report.energy_error)})"
+        )
+
+
+def print_quickstart(console: Console, record: dict, out: Path) -> None:
+    table = Table(
+        "model", "id", "test acc", "search test acc", "latency (ms)", "predicted", "error"
+    )
+    for role, entry in record.get("summary", {}).items():
+        bench, test = entry["bench"], entry["test"]
+        table.add_row(
+            role,
+            entry["model_id"],
+            f"{test['accuracy']:.1%}",
+            f"{test['search_test_acc']:.1%}",
+            f"{bench['latency_median_ms']:.4f}",
+            f"{bench['predicted_latency_ms']:.4f}",
+            _relative(bench["latency_error"]),
+        )
+    console.print(table)
+    stages = ", ".join(f"{k} {v['wall_s']:.0f} s" for k, v in record["stages"].items())
+    console.print(f"stages: {stages}")
+    console.print(
+        f"plots: {out / 'search' / 'pareto.png'}, {out / 'search' / 'hypervolume.png'}; "
+        f"models: {out / 'models'}"
     )

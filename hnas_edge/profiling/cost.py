@@ -63,12 +63,17 @@ def predict(lut: Lut, parts: Parts, energy_kind: str = "total") -> CostBreakdown
     energy_sum = None if any(e is None for e in energies) else sum(energies)  # type: ignore[arg-type]
     lat_cal = lut.calibration_for("latency")
     energy_cal = lut.calibration_for("energy")
+    latency = lat_cal.apply(latency_sum, len(costs))
+    energy = None if energy_sum is None else energy_cal.apply(energy_sum, len(costs))
+    if energy is not None and energy_cal.is_identity and lut.is_estimated_energy() and latency_sum:
+        # an estimate is nominal power × time: it follows the latency calibration
+        energy = energy_sum * latency / latency_sum
     return CostBreakdown(
         parts=costs,
         latency_sum_ms=latency_sum,
         energy_sum_mj=energy_sum,
-        latency_ms=lat_cal.apply(latency_sum, len(costs)),
-        energy_mj=None if energy_sum is None else energy_cal.apply(energy_sum, len(costs)),
+        latency_ms=latency,
+        energy_mj=energy,
         calibrated=not lat_cal.is_identity,
         energy_is_estimate=lut.is_estimated_energy(),
     )

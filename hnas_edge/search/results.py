@@ -93,6 +93,8 @@ def write_results(runner: Search, state: SearchState) -> dict[str, Any]:
     unimodal = best_unimodal(runner, state)
     result = {
         "dataset": runner.inputs.dataset,
+        "data_dir": runner.inputs.data_dir,
+        "samples_limit": runner.config.limit,
         "preset": runner.preset.name,
         "mode": runner.mode.name,
         "lut": lut_identity(runner.inputs.lut, evaluator.lut, evaluator.accounting),

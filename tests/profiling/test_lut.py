@@ -130,6 +130,20 @@ def test_predicted_energy_is_flagged_when_any_entry_is_an_estimate():
     assert predict(lut, [("classifier", HEAD)]).energy_is_estimate
 
 
+def test_estimated_energy_follows_the_latency_calibration():
+    lut = make_lut({HEAD.key: entry(0.1, energy=1.5, estimate=True)})  # 15 W × 0.1 ms
+    lut.calibration["latency"] = Calibration(a=0.5, b=0.0, c=0.0, fitted_on=10)
+    cost = predict(lut, [("classifier", HEAD)])
+    assert cost.latency_ms == pytest.approx(0.05)
+    assert cost.energy_mj == pytest.approx(0.75)  # still 15 W, over the calibrated time
+
+
+def test_measured_energy_is_not_rescaled_by_the_latency_calibration():
+    lut = make_lut({HEAD.key: entry(0.1, energy=1.5)})
+    lut.calibration["latency"] = Calibration(a=0.5, b=0.0, c=0.0, fitted_on=10)
+    assert predict(lut, [("classifier", HEAD)]).energy_mj == pytest.approx(1.5)
+
+
 def test_spearman_matches_a_hand_computed_value():
     # ranks x: 1 2 3 4 5, y: 2 1 4 3 5 -> d^2 = 1+1+1+1+0 = 4 -> 1 - 6*4/(5*24) = 0.8
     assert spearman([1, 2, 3, 4, 5], [20, 10, 40, 30, 50]) == pytest.approx(0.8)

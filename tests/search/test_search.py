@@ -1,97 +1,26 @@
-"""The two-tier search end to end, on tiny supernets and a LUT priced from MACs."""
+"""The two-tier search end to end, on tiny supernets and a LUT priced from MACs (fixtures in
+tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-import torch
+from conftest import PRESET, mac_priced_lut, read_front, tiny
+from conftest import run_search as run
 
 from hnas_edge.errors import HnasError
-from hnas_edge.profiling.lut import Lut
-from hnas_edge.search.config import SearchConfig
-from hnas_edge.search.darts import DartsConfig
-from hnas_edge.search.engine import SearchProgress, search
+from hnas_edge.search.engine import SearchProgress
 from hnas_edge.search.evaluate import SearchInputs, late_fusion
-from hnas_edge.search.evolution import EvolutionConfig
 from hnas_edge.search.progress import check_inputs
-from hnas_edge.search.results import write_results
 from hnas_edge.space.mmnn import MultimodalArch, build_fresh
-from hnas_edge.space.presets import get_preset
 from hnas_edge.train import checkpoint
-from hnas_edge.train.config import TrainConfig
-from hnas_edge.train.loop import train
 
-PRESET = get_preset("avmnist")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def supernets(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("supernets")
-    torch.set_num_threads(1)
-    config = TrainConfig(epochs=1, batch_size=32, limit=96, bn_batches=2, spread_samples=1)
-    train("avdigits", folder, config)
-    return folder
-
-
-def mac_priced_lut(path, spare=()):
-    """Cost grows with MACs (so small backbones are cheap); energy twice the latency."""
-    entries = {}
-    for spec in PRESET.all_specs():
-        if spec.key in spare:
-            continue
-        latency = 1e-3 + spec.macs() * 1e-8
-        entries[spec.key] = {
-            "latency_ms": {"median": latency},
-            "energy_mj": {"total": 2 * latency},
-        }
-    Lut(device={"name": "macs", "runtime": "r", "precision": "fp32"}, entries=entries).save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def lut(tmp_path_factory):
-    return mac_priced_lut(tmp_path_factory.mktemp("lut") / "macs.json")
-
-
-def tiny(mode="sb-sf-hw", seed=0):
-    return SearchConfig(
-        evolution=EvolutionConfig(population=6, generations=2, quartile=0.5, seed=seed),
-        darts=DartsConfig(epochs=1, batch_size=32),
-        mode=mode,
-        finetune_epochs=1,
-        bn_batches=2,
-        limit=96,
-    )
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def front_of(out):
     return [(m["id"], m["val_acc"], m["latency_ms"]) for m in read_front(out)["models"]]
-
-
-def read_front(out):
-    return json.loads((out / "front.json").read_text())
-
-
-def run(supernets, lut, out, config, **options):
-    inputs = SearchInputs(supernets, "avdigits", None, lut, config, out)
-    runner, state = search(inputs, **options)
-    return write_results(runner, state)
-
-
-@pytest.fixture(scope="module")
-def finished(supernets, lut, tmp_path_factory):
-    out = tmp_path_factory.mktemp("search") / "run"
-    run(supernets, lut, out, tiny())
-    return out
 
 
 def test_a_search_writes_the_front_every_candidate_the_models_and_the_plots(finished):

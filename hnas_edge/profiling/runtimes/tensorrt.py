@@ -119,8 +119,10 @@ class TensorRTRuntime(Runtime):
 
     # --- build --------------------------------------------------------------------------------
 
-    def build(self, onnx_path: str | Path) -> bytes:
-        """A serialised engine (plan) for this GPU, reusing and extending the timing cache."""
+    def build(self, onnx_path: str | Path, calibrator: Any = None) -> bytes:
+        """A serialised engine (plan) for this GPU, reusing and extending the timing cache.
+        ``calibrator`` (an ``IInt8Calibrator``) calibrates INT8 on real data; without one an
+        INT8 build keeps TensorRT's default dynamic ranges."""
         trt = self.trt
         builder = trt.Builder(self.logger)
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
@@ -138,6 +140,8 @@ class TensorRTRuntime(Runtime):
             self.precision, builder.platform_has_fast_fp16, builder.platform_has_fast_int8
         ):
             config.set_flag(getattr(trt.BuilderFlag, flag))
+        if calibrator is not None:
+            config.int8_calibrator = calibrator
         cached = self.timing_cache.read_bytes() if self.timing_cache.exists() else b""
         cache = config.create_timing_cache(cached)
         config.set_timing_cache(cache, ignore_mismatch=False)

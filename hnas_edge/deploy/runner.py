@@ -1,0 +1,213 @@
+"""`hnas deploy`: run an exported artifact with the device profile's runtime, measure it, and hold
+it to what its sidecar promised (latency, energy, accuracy).
+
+``.plan`` files run on TensorRT, ``.ort`` on onnxruntime, ``.onnx`` on the device profile's
+runtime (onnxruntime for the cpu profile, TensorRT builds it on a Jetson).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hnas_edge.errors import HnasError
+from hnas_edge.export.artifact import sidecar_path
+from hnas_edge.profiling.device import DeviceProfile
+from hnas_edge.profiling.energy import EnergyMeasurer
+from hnas_edge.profiling.runtimes import Runtime, get_runtime
+
+Arrays = dict[str, np.ndarray]
+
+
+@dataclass
+class Deployed:
+    path: Path
+    sidecar: dict[str, Any]
+    runtime: Runtime
+    batch_one: bool  # a TensorRT plan is built for batch 1
+
+    def run(self, inputs: Arrays) -> np.ndarray:
+        check_inputs(self.sidecar, inputs)
+        if not self.batch_one:
+            return self.runtime.run(inputs)[0]
+        n = len(next(iter(inputs.values())))
+        rows = [self.runtime.run({m: x[i : i + 1] for m, x in inputs.items()})[0] for i in range(n)]
+        return np.concatenate(rows)
+
+    def close(self) -> None:
+        self.runtime.close()
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise HnasError(f"{path}: its sidecar {side.name} is missing; re-export with `hnas export`")
+    try:
+        return json.loads(side.read_text())
+    except json.JSONDecodeError as exc:
+        raise HnasError(
+            f"{side} is not valid JSON ({exc.msg}); re-export with `hnas export`"
+        ) from None
+
+
+def runtime_name(path: Path, device: DeviceProfile) -> str:
+    if path.suffix == ".plan":
+        return "tensorrt"
+    if path.suffix == ".ort":
+        return "onnxruntime"
+    if path.suffix == ".onnx":
+        return "onnxruntime" if device.runtime == "torch" else device.runtime
+    raise HnasError(f"{path}: give a .onnx, .ort or .plan file made by `hnas export`")
+
+
+def open_artifact(path: Path, device: DeviceProfile) -> Deployed:
+    path = Path(path)
+    if not path.is_file():
+        raise HnasError(f"{path}: no such file")
+    sidecar = read_sidecar(path)
+    name = runtime_name(path, device)
+    runtime = get_runtime(name, **device.runtime_options())
+    runtime.load(path)
+    return Deployed(path, sidecar, runtime, batch_one=name == "tensorrt")
+
+
+def check_inputs(sidecar: dict[str, Any], inputs: Arrays) -> None:
+    """Names, per-sample shapes and dtype as the sidecar declares them; one line otherwise."""
+    expected = {i["name"]: i for i in sidecar["inputs"]}
+    if set(inputs) != set(expected):
+        raise HnasError(
+            f"inputs {sorted(inputs)} do not match the model's {sorted(expected)}; "
+            "give one array per modality"
+        )
+    for name, x in inputs.items():
+        shape = expected[name]["shape"][1:]
+        if list(x.shape[1:]) != shape or x.ndim != len(shape) + 1:
+            wanted = ", ".join(map(str, ["N", *shape]))
+            raise HnasError(f"input {name} has shape {list(x.shape)}; the model takes [{wanted}]")
+        if x.dtype != np.float32:
+            raise HnasError(f"input {name} is {x.dtype}; the model takes float32 (preprocessed)")
+
+
+def example_inputs(sidecar: dict[str, Any], seed: int = 0) -> Arrays:
+    rng = np.random.default_rng(seed)
+    return {
+        i["name"]: rng.standard_normal([1, *i["shape"][1:]]).astype(np.float32)
+        for i in sidecar["inputs"]
+    }
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    latency_median_ms: float
+    latency_p90_ms: float
+    iterations: int
+    energy_mj: float | None
+    energy_source: str
+    predicted_latency_ms: float | None
+    predicted_energy_mj: float | None
+    predicted_for: str | None
+
+    @property
+    def latency_error(self) -> float | None:
+        """(measured − predicted) / predicted."""
+        if not self.predicted_latency_ms:
+            return None
+        return self.latency_median_ms / self.predicted_latency_ms - 1
+
+    @property
+    def energy_error(self) -> float | None:
+        if not self.predicted_energy_mj or self.energy_mj is None:
+            return None
+        return self.energy_mj / self.predicted_energy_mj - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.__dict__,
+            "latency_error": self.latency_error,
+            "energy_error": self.energy_error,
+        }
+
+
+def bench(deployed: Deployed, device: DeviceProfile, iterations: int) -> BenchReport:
+    """Median and p90 latency over at least ``iterations`` timed runs at batch 1 (the device
+    profile's warm-up and timing rules), energy per inference from its meter."""
+    from dataclasses import replace
+
+    if iterations < 2:
+        raise HnasError(f"--bench {iterations}: give at least 2 iterations")
+    inputs = example_inputs(deployed.sidecar)
+    check_inputs(deployed.sidecar, inputs)
+    settings = replace(device.timing, min_iters=iterations)
+    timing = deployed.runtime.time(inputs, settings)
+    latency = float(timing.stats.median)
+    measurer = EnergyMeasurer.for_device(device)
+    try:
+        reading = measurer.per_inference(lambda: deployed.runtime.run(inputs), latency)
+    finally:
+        measurer.close()
+    predicted = deployed.sidecar.get("predicted", {})
+    return BenchReport(
+        latency_median_ms=latency,
+        latency_p90_ms=float(timing.stats.p90),
+        iterations=timing.stats.n,
+        energy_mj=reading.get("total"),
+        energy_source=reading.get("source", "?"),
+        predicted_latency_ms=predicted.get("latency_ms"),
+        predicted_energy_mj=predicted.get("energy_mj"),
+        predicted_for=(deployed.sidecar.get("searched_for") or {}).get("device"),
+    )
+
+
+def evaluate_split(
+    deployed: Deployed, split: str, batch: int = 256, limit: int | None = None
+) -> dict[str, Any]:
+    """Accuracy on a split (its first ``limit`` samples) of the dataset the model was searched
+    on."""
+    import torch
+
+    from hnas_edge.data import load_dataset
+
+    side = deployed.sidecar
+    data = load_dataset(side["dataset"], side.get("data_dir"), split=split)
+    names = [i["name"] for i in side["inputs"]]
+    inputs = getattr(data, "inputs", None)
+    if inputs is None:
+        raise HnasError(
+            f"--split works on in-memory datasets; give --input FILE.npz for {data.name}"
+        )
+    n = min(len(data), limit or len(data))
+    logits = np.concatenate(
+        [
+            deployed.run({m: inputs[m][s : min(s + batch, n)].float().numpy() for m in names})
+            for s in range(0, n, batch)
+        ]
+    )
+    targets = data.targets[:n]
+    targets = targets.numpy() if isinstance(targets, torch.Tensor) else targets
+    if side["output"]["task"] == "multiclass":
+        accuracy = float((logits.argmax(1) == targets).mean())
+    else:
+        accuracy = float(((logits > 0) == (targets > 0.5)).mean())
+    return {
+        "split": split,
+        "samples": n,
+        "accuracy": accuracy,
+        "search_test_acc": (side.get("search_metrics") or {}).get("test_acc"),
+    }
+
+
+def predict_file(deployed: Deployed, path: Path) -> np.ndarray:
+    """Class predictions for the arrays of an ``.npz`` (one array per modality, preprocessed)."""
+    try:
+        with np.load(path) as archive:
+            inputs = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as exc:
+        raise HnasError(
+            f"{path} is not a readable .npz ({exc}); save arrays with numpy.savez"
+        ) from None
+    logits = deployed.run(inputs)
+    return logits.argmax(1) if deployed.sidecar["output"]["task"] == "multiclass" else logits > 0

@@ -1,0 +1,85 @@
+"""TensorRT plans for `hnas export --format plan`: built on the device by the profiler's TensorRT
+runtime (same builder settings and timing cache as the LUT), INT8 calibrated on real samples.
+
+TensorRT and cuda-python are imported lazily: on a machine without them this module still
+imports, and building says in one line what to install.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Batch = dict[str, np.ndarray]
+
+
+def entropy_calibrator(trt: Any, cudart: Any, batches: Sequence[Batch], cache: Path) -> Any:
+    """An ``IInt8EntropyCalibrator2`` feeding ``batches`` (batch 1, one dict per step) from
+    device memory; the calibration table is kept in ``cache`` and reused when present."""
+    from hnas_edge.profiling.runtimes.tensorrt import _check
+
+    class Calibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batches = list(batches)
+            self.index = 0
+            self.device: dict[str, int] = {}
+
+        def get_batch_size(self) -> int:
+            return 1
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            if self.index >= len(self.batches):
+                return None
+            batch = self.batches[self.index]
+            self.index += 1
+            pointers = []
+            for name in names:
+                host = np.ascontiguousarray(batch[name], dtype=np.float32)
+                if name not in self.device:
+                    self.device[name] = _check(cudart.cudaMalloc(host.nbytes))
+                kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+                _check(cudart.cudaMemcpy(self.device[name], host.ctypes.data, host.nbytes, kind))
+                pointers.append(self.device[name])
+            return pointers
+
+        def read_calibration_cache(self) -> bytes | None:
+            return cache.read_bytes() if cache.exists() else None
+
+        def write_calibration_cache(self, table: bytes) -> None:
+            from hnas_edge.io import atomic_write_bytes
+
+            atomic_write_bytes(cache, bytes(table))
+
+    return Calibrator()
+
+
+def build_plan(
+    onnx_path: Path, precision: str, calibration: Sequence[Batch], calibration_cache: Path
+) -> bytes:
+    from hnas_edge.profiling.runtimes.tensorrt import TensorRTRuntime
+
+    runtime = TensorRTRuntime(precision=precision)
+    try:
+        calibrator = None
+        if precision == "int8":
+            calibrator = entropy_calibrator(
+                runtime.trt, runtime.cudart, calibration, calibration_cache
+            )
+        return runtime.build(onnx_path, calibrator=calibrator)
+    finally:
+        runtime.close()
+
+
+def run_plan(plan: bytes, inputs: Batch) -> list[np.ndarray]:
+    from hnas_edge.profiling.runtimes.tensorrt import TensorRTRuntime
+
+    runtime = TensorRTRuntime()
+    try:
+        runtime.load_plan(plan)
+        return runtime.run(inputs)
+    finally:
+        runtime.close()

@@ -1,0 +1,191 @@
+"""`hnas quickstart`: the whole pipeline on the bundled AV-digits dataset and the cpu profile.
+
+profile → validate (calibrate) → train → search → export the most accurate and the fastest front
+models to ONNX → deploy-bench both and test them. Every stage leaves its output in ``OUT`` and is
+skipped when that output is complete, so a re-run (or a run after a kill) goes on where it was.
+``OUT/quickstart.json`` records the wall time of each stage and the summary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from hnas_edge.io import atomic_write_json, provenance, read_json
+
+DATASET, SPACE, DEVICE = "avdigits", "avmnist", "cpu"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Sized to finish in about 15 minutes on a 2-core machine."""
+
+    validate_samples: int = 30
+    population: int = 12
+    generations: int = 3
+    darts_epochs: int = 2
+    finetune_epochs: int = 3
+    bench_iterations: int = 300
+
+
+class Stages:
+    def __init__(self, out: Path, console: Console) -> None:
+        self.out, self.console = out, console
+        self.record_path = out / "quickstart.json"
+        self.record: dict[str, Any] = (
+            read_json(self.record_path, what="quickstart record")
+            if self.record_path.exists()
+            else {"stages": {}}
+        )
+
+    def run(self, name: str, done: bool, work: Callable[[], Any]) -> None:
+        if done:
+            self.console.print(f"[dim]{name}: done before, reused[/]")
+            return
+        self.console.rule(name)
+        started = time.monotonic()
+        work()
+        self.record["stages"][name] = {"wall_s": round(time.monotonic() - started, 1)}
+        self.save()
+
+    def save(self) -> None:
+        self.record["provenance"] = provenance({"dataset": DATASET, "device": DEVICE})
+        atomic_write_json(self.record_path, self.record)
+
+
+def _lut_complete(path: Path) -> bool:
+    from hnas_edge.profiling.coverage import coverage
+    from hnas_edge.profiling.lut import Lut
+    from hnas_edge.space.presets import get_preset
+
+    return path.exists() and coverage(Lut.load(path), get_preset(SPACE)).complete
+
+
+def _calibrated(path: Path) -> bool:
+    from hnas_edge.profiling.lut import Lut
+
+    return path.exists() and not Lut.load(path).calibration_for("latency").is_identity
+
+
+def _trained(folder: Path) -> bool:
+    path = folder / "train.json"
+    return path.exists() and len(read_json(path).get("modalities", {})) == 2
+
+
+def quickstart(out: Path, console: Console, budget: Budget | None = None) -> dict[str, Any]:
+    from hnas_edge.profiling.device import DeviceProfile
+
+    budget = budget or Budget()
+    out.mkdir(parents=True, exist_ok=True)
+    stages = Stages(out, console)
+    device = DeviceProfile.load(DEVICE)
+    lut, supernets, result = out / "cpu.json", out / "supernets", out / "search"
+    stages.run("profile", _lut_complete(lut), lambda: _profile(device, lut, console))
+    stages.run(
+        "validate",
+        _calibrated(lut),
+        lambda: _validate(device, lut, budget.validate_samples, console),
+    )
+    stages.run("train", _trained(supernets), lambda: _train(supernets, console))
+    stages.run(
+        "search",
+        (result / "front.json").exists(),
+        lambda: _search(lut, supernets, result, budget, console),
+    )
+    chosen = pick_models(read_json(result / "front.json"))
+    exported = {role: out / "models" / f"{role}.onnx" for role in chosen}
+    stages.run(
+        "export",
+        all(p.exists() for p in exported.values()),
+        lambda: _export(result, chosen, exported, console),
+    )
+    stages.run(
+        "deploy",
+        "summary" in stages.record,
+        lambda: stages.record.update(summary=_deploy(exported, device, budget, out)),
+    )
+    stages.save()
+    return stages.record
+
+
+def pick_models(front: dict[str, Any]) -> dict[str, str]:
+    """The most accurate (by validation, as the search knew it) and the fastest front model."""
+    models = front["models"]
+    accurate = max(models, key=lambda m: (m["val_acc"], -m["latency_ms"]))
+    fastest = min(models, key=lambda m: (m["latency_ms"], -m["val_acc"]))
+    return {"most_accurate": accurate["id"], "fastest": fastest["id"]}
+
+
+def _profile(device: Any, lut: Path, console: Console) -> None:
+    from hnas_edge.profiling.profiler import ProfileRequest, profile_with_progress
+
+    request = ProfileRequest(device=device, space=SPACE, out=lut, resume=lut.exists())
+    profile_with_progress(request, console)
+
+
+def _validate(device: Any, lut: Path, samples: int, console: Console) -> None:
+    from hnas_edge.profiling.validate import validate_with_progress
+    from hnas_edge.reporting import print_validation
+
+    print_validation(console, validate_with_progress(lut, device, SPACE, samples, 0, console), lut)
+
+
+def _train(folder: Path, console: Console) -> None:
+    from hnas_edge.train.config import TrainConfig
+    from hnas_edge.train.progress import train_with_progress
+
+    train_with_progress(DATASET, folder, TrainConfig(), console, resume=folder.exists(), threads=1)
+
+
+def _search(lut: Path, supernets: Path, out: Path, budget: Budget, console: Console) -> None:
+    from hnas_edge.reporting import print_search
+    from hnas_edge.search.config import SearchConfig
+    from hnas_edge.search.darts import DartsConfig
+    from hnas_edge.search.evaluate import SearchInputs
+    from hnas_edge.search.evolution import EvolutionConfig
+    from hnas_edge.search.progress import search_with_progress
+
+    config = SearchConfig(
+        evolution=EvolutionConfig(population=budget.population, generations=budget.generations),
+        darts=DartsConfig(epochs=budget.darts_epochs),
+        finetune_epochs=budget.finetune_epochs,
+    )
+    inputs = SearchInputs(supernets, DATASET, None, lut, config, out)
+    resume = (out / "state.json").exists()
+    print_search(console, search_with_progress(inputs, console, resume=resume), out)
+
+
+def _export(result: Path, chosen: dict[str, str], paths: dict[str, Path], console: Console) -> None:
+    from hnas_edge.export.artifact import export_model
+    from hnas_edge.export.searched import load_searched
+
+    for role, model_id in chosen.items():
+        report = export_model(load_searched(result / model_id), "onnx", paths[role])
+        console.print(
+            f"{role}: {model_id} → {report.path} (max |onnx − torch| {report.max_abs_diff:.1e})"
+        )
+
+
+def _deploy(paths: dict[str, Path], device: Any, budget: Budget, out: Path) -> dict[str, Any]:
+    from hnas_edge.deploy.runner import bench, evaluate_split, open_artifact
+
+    summary = {}
+    for role, path in paths.items():
+        deployed = open_artifact(path, device)
+        try:
+            report = bench(deployed, device, budget.bench_iterations)
+            test = evaluate_split(deployed, "test")
+        finally:
+            deployed.close()
+        summary[role] = {
+            "artifact": str(path.relative_to(out)),
+            "model_id": deployed.sidecar["model_id"],
+            "bench": report.to_dict(),
+            "test": test,
+        }
+    return summary

@@ -1,0 +1,94 @@
+"""Shared fixtures: a tiny finished search (tiny supernets, a LUT priced from MACs), so that the
+search, export and deploy tests read one real result instead of each making their own."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from hnas_edge.profiling.lut import Lut
+from hnas_edge.search.config import SearchConfig
+from hnas_edge.search.darts import DartsConfig
+from hnas_edge.search.engine import search
+from hnas_edge.search.evaluate import SearchInputs
+from hnas_edge.search.evolution import EvolutionConfig
+from hnas_edge.search.results import write_results
+from hnas_edge.space.presets import get_preset
+from hnas_edge.train.config import TrainConfig
+from hnas_edge.train.loop import train
+
+PRESET = get_preset("avmnist")
+
+
+@pytest.fixture
+def one_thread():
+    """Two threads on a shared two-core machine are many times slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def supernets(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("supernets")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    config = TrainConfig(epochs=1, batch_size=32, limit=96, bn_batches=2, spread_samples=1)
+    train("avdigits", folder, config)
+    torch.set_num_threads(threads)
+    return folder
+
+
+def mac_priced_lut(path, spare=()):
+    """Cost grows with MACs (so small backbones are cheap); energy twice the latency."""
+    entries = {}
+    for spec in PRESET.all_specs():
+        if spec.key in spare:
+            continue
+        latency = 1e-3 + spec.macs() * 1e-8
+        entries[spec.key] = {
+            "latency_ms": {"median": latency},
+            "energy_mj": {"total": 2 * latency},
+        }
+    Lut(device={"name": "macs", "runtime": "r", "precision": "fp32"}, entries=entries).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def lut(tmp_path_factory):
+    return mac_priced_lut(tmp_path_factory.mktemp("lut") / "macs.json")
+
+
+def tiny(mode="sb-sf-hw", seed=0):
+    return SearchConfig(
+        evolution=EvolutionConfig(population=6, generations=2, quartile=0.5, seed=seed),
+        darts=DartsConfig(epochs=1, batch_size=32),
+        mode=mode,
+        finetune_epochs=1,
+        bn_batches=2,
+        limit=96,
+    )
+
+
+def read_front(out):
+    return json.loads((out / "front.json").read_text())
+
+
+def run_search(supernets, lut, out, config, **options):
+    inputs = SearchInputs(supernets, "avdigits", None, lut, config, out)
+    runner, state = search(inputs, **options)
+    return write_results(runner, state)
+
+
+@pytest.fixture(scope="session")
+def finished(supernets, lut, tmp_path_factory):
+    """A finished tiny search (one thread, like the rest of the suite)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("search") / "run"
+    run_search(supernets, lut, out, tiny())
+    torch.set_num_threads(threads)
+    return out

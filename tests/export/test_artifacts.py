@@ -1,0 +1,163 @@
+"""Export a searched model, deploy it, and hold it to what the search promised (fixtures in
+tests/conftest.py: a tiny finished search)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import read_front
+from rich.console import Console
+
+from hnas_edge.deploy.runner import bench, evaluate_split, open_artifact, predict_file
+from hnas_edge.errors import HnasError
+from hnas_edge.export.artifact import export_model, sidecar_path
+from hnas_edge.export.searched import load_searched
+from hnas_edge.profiling.device import DeviceProfile
+from hnas_edge.profiling.lut import Calibration, Lut
+from hnas_edge.quickstart import Budget, pick_models, quickstart
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+CPU = DeviceProfile.load("cpu")
+
+
+def hnas(*args):
+    return subprocess.run(
+        [sys.executable, "-c", "from hnas_edge.cli import main; main()", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+@pytest.fixture(scope="module")
+def model(finished):
+    return read_front(finished)["models"][0]
+
+
+@pytest.fixture(scope="module")
+def exported(finished, model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exported")
+    searched = load_searched(finished / model["id"])
+    return {fmt: export_model(searched, fmt, folder / f"m.{fmt}") for fmt in ("onnx", "ort")}
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "ort"])
+def test_an_export_matches_torch_and_says_what_it_promises(exported, model, fmt):
+    report = exported[fmt]
+    assert report.max_abs_diff <= 1e-4
+    side = json.loads(report.sidecar.read_text())
+    assert [i["name"] for i in side["inputs"]] == ["image", "audio"]
+    assert side["inputs"][0]["shape"] == ["batch", 1, 28, 28]
+    assert side["predicted"] == {"latency_ms": model["latency_ms"], "energy_mj": model["energy_mj"]}
+    assert side["searched_for"]["device"] == "macs"
+    assert side["architecture"] == model["architecture"]
+    assert len(side["output"]["labels"]) == 10
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "ort"])
+def test_the_deployed_model_scores_what_the_search_reported(exported, model, finished, fmt):
+    deployed = open_artifact(exported[fmt].path, CPU)
+    try:
+        limit = read_front(finished)["samples_limit"]
+        score = evaluate_split(deployed, "test", limit=limit)
+    finally:
+        deployed.close()
+    assert score["samples"] == limit
+    assert score["accuracy"] == pytest.approx(model["test_acc"], abs=1e-3)
+
+
+def test_a_bench_reports_latency_energy_and_the_prediction(exported, model):
+    deployed = open_artifact(exported["onnx"].path, CPU)
+    try:
+        report = bench(deployed, CPU, 20)
+    finally:
+        deployed.close()
+    assert 0 < report.latency_median_ms <= report.latency_p90_ms
+    assert report.iterations >= 20
+    assert report.predicted_latency_ms == model["latency_ms"]
+    assert report.latency_error == pytest.approx(report.latency_median_ms / model["latency_ms"] - 1)
+
+
+def test_predictions_for_an_npz_of_modality_arrays(exported, tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "image": rng.standard_normal((3, 1, 28, 28)).astype(np.float32),
+        "audio": rng.standard_normal((3, 1, 20, 20)).astype(np.float32),
+    }
+    np.savez(tmp_path / "in.npz", **arrays)
+    deployed = open_artifact(exported["onnx"].path, CPU)
+    try:
+        predictions = predict_file(deployed, tmp_path / "in.npz")
+        assert predictions.shape == (3,) and set(predictions) <= set(range(10))
+        np.savez(tmp_path / "bad.npz", **{**arrays, "audio": arrays["audio"][:, :, :10]})
+        with pytest.raises(HnasError, match=r"input audio has shape \[3, 1, 10, 20\]"):
+            predict_file(deployed, tmp_path / "bad.npz")
+        np.savez(tmp_path / "f64.npz", **{**arrays, "image": arrays["image"].astype(np.float64)})
+        with pytest.raises(HnasError, match="float64; the model takes float32"):
+            predict_file(deployed, tmp_path / "f64.npz")
+    finally:
+        deployed.close()
+
+
+def one_line_exit_2(result):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_broken_artifacts_are_one_line_and_exit_2(exported, tmp_path):
+    truncated = tmp_path / "t.onnx"
+    truncated.write_bytes(exported["onnx"].path.read_bytes()[:1000])
+    shutil.copy(exported["onnx"].sidecar, sidecar_path(truncated))
+    one_line_exit_2(hnas("deploy", truncated, "--bench", 5))
+    lonely = tmp_path / "lonely.onnx"
+    shutil.copy(exported["onnx"].path, lonely)
+    result = hnas("deploy", lonely, "--bench", 5)
+    one_line_exit_2(result)
+    assert "sidecar" in result.stderr
+    one_line_exit_2(hnas("deploy", tmp_path / "absent.plan"))
+
+
+def test_export_of_a_model_not_on_the_front_is_refused(finished, tmp_path):
+    result = hnas("export", finished / "0000000000", "-o", tmp_path / "x.onnx")
+    one_line_exit_2(result)
+    assert "not on the front" in result.stderr
+
+
+def test_pick_models_takes_the_most_accurate_and_the_fastest():
+    front = {
+        "models": [
+            {"id": "a", "val_acc": 0.9, "latency_ms": 3.0},
+            {"id": "b", "val_acc": 0.8, "latency_ms": 1.0},
+            {"id": "c", "val_acc": 0.85, "latency_ms": 2.0},
+        ]
+    }
+    assert pick_models(front) == {"most_accurate": "a", "fastest": "b"}
+
+
+def test_quickstart_reuses_finished_stages(supernets, lut, finished, tmp_path):
+    """With profile, calibration, supernets and search already there, only export and deploy
+    run; a second run reuses everything."""
+    out = tmp_path / "qs"
+    out.mkdir()
+    cpu_lut = Lut.load(lut)
+    cpu_lut.device = {"name": "cpu", "runtime": "onnxruntime", "precision": "fp32"}
+    cpu_lut.calibration["latency"] = Calibration(a=1.0, b=0.001, c=0.0, fitted_on=4)
+    cpu_lut.save(out / "cpu.json")
+    shutil.copytree(supernets, out / "supernets")
+    shutil.copytree(finished, out / "search")
+    console = Console(file=open(os.devnull, "w"))  # noqa: SIM115
+    record = quickstart(out, console, Budget(bench_iterations=10))
+    assert set(record["stages"]) == {"export", "deploy"}
+    assert set(record["summary"]) == {"most_accurate", "fastest"}
+    for entry in record["summary"].values():
+        assert (out / entry["artifact"]).exists()
+        assert entry["bench"]["latency_median_ms"] > 0
+    again = quickstart(out, console, Budget(bench_iterations=10))
+    assert again["stages"] == record["stages"]
