@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from hnas_edge.data import load_dataset
-from hnas_edge.space.fusion import CellGene, Genotype, NodeGene
-from hnas_edge.space.mmnn import MultimodalArch, MultimodalNet, candidates
+from hnas_edge.search.evaluate import late_fusion
+from hnas_edge.space.mmnn import MultimodalArch, MultimodalNet
 from hnas_edge.train.batches import modality_tensors
 from hnas_edge.train.evaluation import accuracy, recalibrate_bn
 from hnas_edge.train.fused import fused_accuracy, train_fusion
@@ -42,13 +42,7 @@ def main() -> None:
         recalibrate_bn(net, x, 64, 8)
         backbones[m] = net.extract(config).eval()
         result[f"{m}_alone"] = accuracy(backbones[m], *modality_tensors(val, m), train.task)
-    pool = candidates(preset)
-    embeddings = [
-        i
-        for i, c in enumerate(pool)
-        if c.index == len(preset.backbone(c.modality).feature_shapes()) - 1
-    ]
-    genotype = Genotype(len(pool), (CellGene(tuple(embeddings), (NodeGene((0, 1), "ConcatFC"),)),))
+    genotype = late_fusion(preset)
     configs = {m: b.config for m, b in backbones.items()}
     arch = MultimodalArch(preset.name, configs, 1, 1, genotype)
     net = MultimodalNet(preset, arch, backbones)

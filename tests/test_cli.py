@@ -40,7 +40,8 @@ def test_version_prints_the_package_version():
 def test_help_lists_working_commands():
     result = hnas("--help")
     assert result.returncode == 0
-    assert "lut" in result.stdout
+    for command in ("space", "profile", "train", "lut", "search", "export", "deploy", "quickstart"):
+        assert command in result.stdout
 
 
 def test_lut_show_summarises_a_lut(tmp_path):
@@ -150,3 +151,27 @@ def test_lut_predict_refuses_a_config_outside_the_space_in_one_line(tmp_path):
                   "--config", '{"ks": [4, 3, 3, 3], "e": [3, 3, 3, 3], "d": [2]}')  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip() == "error: config ks[0] = 4; allowed values: 3, 5, 7"
+
+
+def test_search_refuses_bad_input_in_one_line(tmp_path):
+    lut = small_lut(tmp_path / "cpu.json")
+    (tmp_path / "sn").mkdir()
+    cases = [
+        ["--lut", lut, "--supernets", tmp_path / "sn", "--out", tmp_path / "o1"],  # no train.json
+        ["--lut", lut, "--supernets", tmp_path / "sn", "--mode", "xx", "--out", tmp_path / "o2"],
+        [
+            "--lut",
+            lut,
+            "--supernets",
+            tmp_path / "sn",
+            "--population",
+            "1",
+            "--out",
+            tmp_path / "o3",
+        ],
+    ]
+    for args in cases:
+        result = hnas("search", *map(str, args))
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1

@@ -24,6 +24,7 @@ from hnas_edge.io import atomic_write_bytes, atomic_write_json, provenance
 FORMATS = ("onnx", "ort", "plan")
 SUFFIXES = {"onnx": ".onnx", "ort": ".ort", "plan": ".plan"}
 PARITY_SAMPLES = 16
+CALIBRATION_SAMPLES = 256  # INT8 calibration batches (of 1) from the training split
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,11 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def sample_inputs(model: SearchedModel, n: int = PARITY_SAMPLES) -> dict[str, torch.Tensor]:
-    """The first ``n`` test samples, preprocessed as the search saw them."""
-    data = load_dataset(model.result["dataset"], model.result.get("data_dir"), split="test")
+def sample_inputs(
+    model: SearchedModel, n: int = PARITY_SAMPLES, split: str = "test"
+) -> dict[str, torch.Tensor]:
+    """The first ``n`` samples of ``split``, preprocessed as the search saw them."""
+    data = load_dataset(model.result["dataset"], model.result.get("data_dir"), split=split)
     inputs = getattr(data, "inputs", None)
     if inputs is None:
         items = [data[i][0] for i in range(min(n, len(data)))]
@@ -151,7 +154,11 @@ def _export_plan(
     single = {m: x[:1] for m, x in inputs.items()}
     with tempfile.TemporaryDirectory(prefix="hnas-plan-") as tmp:
         onnx_path = export_onnx(model.net, single, Path(tmp) / "model.onnx")
-        calibration = [{m: x[i : i + 1].numpy() for m, x in inputs.items()} for i in range(8)]
+        train = sample_inputs(model, CALIBRATION_SAMPLES, split="train")
+        calibration = [
+            {m: x[i : i + 1].numpy() for m, x in train.items()}
+            for i in range(len(next(iter(train.values()))))
+        ]
         plan = build_plan(onnx_path, precision, calibration, out.with_suffix(".cache"))
         atomic_write_bytes(out, plan)
         diff = 0.0
