@@ -65,8 +65,8 @@ def predict(lut: Lut, parts: Parts, energy_kind: str = "total") -> CostBreakdown
     energy_cal = lut.calibration_for("energy")
     latency = lat_cal.apply(latency_sum, len(costs))
     energy = None if energy_sum is None else energy_cal.apply(energy_sum, len(costs))
-    if energy is not None and energy_cal.is_identity and lut.is_estimated_energy() and latency_sum:
-        # an estimate is nominal power × time: it follows the latency calibration
+    if energy_sum is not None and lut.is_estimated_energy() and latency_sum:
+        # an estimate is nominal power × time: it follows the latency calibration exactly
         energy = energy_sum * latency / latency_sum
     return CostBreakdown(
         parts=costs,

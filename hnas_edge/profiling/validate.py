@@ -180,8 +180,9 @@ def validate(
     if energy_report is not None:
         lut.calibration["energy"] = energy_report.calibration
     elif measurer.source == "estimate":
-        # Estimated energy is nominal power × time: it follows the latency calibration exactly.
-        lut.calibration["energy"] = latency.calibration
+        # Estimated energy is nominal power × time: the latency calibration, in millijoules.
+        lat, power = latency.calibration, device.nominal_power_w
+        lut.calibration["energy"] = Calibration(lat.a, lat.b * power, lat.c * power, lat.fitted_on)
     lut.extra["validation"] = {
         "space": space,
         "seed": seed,

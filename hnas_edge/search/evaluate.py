@@ -185,6 +185,7 @@ class Evaluator:
         individual = job.individual
         train = self.features(individual.backbones, "train")
         val = self.features(individual.backbones, "val")
+        seconds = {"features": time.perf_counter() - start}
         history: list[dict[str, float]] = []
         if self.mode.search_fusion:
             darts = replace(self.config.darts, seed=job.seed)
@@ -201,6 +202,7 @@ class Evaluator:
             )
         else:
             genotype = late_fusion(self.preset)
+        seconds["darts"] = time.perf_counter() - start - seconds["features"]
         cells, nodes = len(genotype.cells), genotype.n_nodes
         arch = MultimodalArch(self.preset.name, individual.backbones, cells, nodes, genotype)
         net = self.network(arch)
@@ -212,6 +214,7 @@ class Evaluator:
             self.task,
             seed=job.seed,
         )
+        seconds["finetune"] = time.perf_counter() - start - sum(seconds.values())
         val_acc = accuracy_on_features(
             net, {i: val[i] for i in net.used}, self.labels["val"], self.task
         )
@@ -224,6 +227,7 @@ class Evaluator:
             "darts": history,
             "finetune_losses": losses,
             "seconds": time.perf_counter() - start,
+            "seconds_by_step": seconds,
         }
 
     def restore(self, arch: MultimodalArch, candidate_id: str) -> MultimodalNet:
