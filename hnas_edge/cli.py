@@ -172,6 +172,9 @@ def export(
     model: Path = typer.Argument(..., help="RESULT_DIR/MODEL_ID of a finished search."),
     format: str = typer.Option("onnx", "--format", help="onnx, ort (CPU-optimised) or plan."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8 (plans)."),
+    dynamic_batch: bool = typer.Option(
+        False, "--dynamic-batch", help="Any batch size (default: batch 1, what the LUT priced)."
+    ),
     output: Path = typer.Option(
         None, "-o", "--output", help="File to write (default MODEL_ID.FORMAT)."
     ),
@@ -182,7 +185,7 @@ def export(
 
     searched = load_searched(model)
     target = output or Path(searched.id + SUFFIXES.get(format, ""))
-    report = export_model(searched, format, target, precision)
+    report = export_model(searched, format, target, precision, dynamic_batch)
     console.print(
         f"wrote {report.path} and {report.sidecar.name}; max |diff| against "
         f"{report.checked_against} {report.max_abs_diff:.2e}"

@@ -5,6 +5,7 @@ operator), every node and cell live, all six candidate features read. One thread
 runtimes; median of --runs timed calls after --warmup calls. Prints one JSON line.
 
     python scripts/bench_mmnn_latency.py --runs 300
+    python scripts/bench_mmnn_latency.py --model result/MODEL_ID   # a searched front model
 """
 
 from __future__ import annotations
@@ -51,14 +52,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument(
+        "--model", type=Path, help="RESULT_DIR/MODEL_ID of a search (default: largest)"
+    )
     args = parser.parse_args()
 
     import onnxruntime as ort
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    preset, arch = get_preset("avmnist"), largest_arch()
-    net = build_fresh(preset, arch).eval()
+    if args.model:
+        from hnas_edge.export.searched import load_searched
+
+        net = load_searched(args.model).net
+    else:
+        net = build_fresh(get_preset("avmnist"), largest_arch()).eval()
     inputs = net.example_inputs()
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1

@@ -28,7 +28,7 @@ class Deployed:
     path: Path
     sidecar: dict[str, Any]
     runtime: Runtime
-    batch_one: bool  # a TensorRT plan is built for batch 1
+    batch_one: bool  # the graph takes batch 1 (the default export, and every TensorRT plan)
 
     def run(self, inputs: Arrays) -> np.ndarray:
         check_inputs(self.sidecar, inputs)
@@ -72,7 +72,8 @@ def open_artifact(path: Path, device: DeviceProfile) -> Deployed:
     name = runtime_name(path, device)
     runtime = get_runtime(name, **device.runtime_options())
     runtime.load(path)
-    return Deployed(path, sidecar, runtime, batch_one=name == "tensorrt")
+    batch_one = name == "tensorrt" or sidecar["inputs"][0]["shape"][0] == 1
+    return Deployed(path, sidecar, runtime, batch_one)
 
 
 def check_inputs(sidecar: dict[str, Any], inputs: Arrays) -> None:

@@ -54,7 +54,7 @@ def test_an_export_matches_torch_and_says_what_it_promises(exported, model, fmt)
     assert report.max_abs_diff <= 1e-4
     side = json.loads(report.sidecar.read_text())
     assert [i["name"] for i in side["inputs"]] == ["image", "audio"]
-    assert side["inputs"][0]["shape"] == ["batch", 1, 28, 28]
+    assert side["inputs"][0]["shape"] == [1, 1, 28, 28]  # batch 1: what the LUT priced
     assert side["predicted"] == {"latency_ms": model["latency_ms"], "energy_mj": model["energy_mj"]}
     assert side["searched_for"]["device"] == "macs"
     assert side["architecture"] == model["architecture"]
@@ -70,6 +70,19 @@ def test_the_deployed_model_scores_what_the_search_reported(exported, model, fin
     finally:
         deployed.close()
     assert score["samples"] == limit
+    assert score["accuracy"] == pytest.approx(model["test_acc"], abs=1e-3)
+
+
+def test_a_dynamic_batch_export_scores_whole_batches(finished, model, tmp_path):
+    searched = load_searched(finished / model["id"])
+    report = export_model(searched, "onnx", tmp_path / "dyn.onnx", dynamic_batch=True)
+    assert json.loads(report.sidecar.read_text())["inputs"][1]["shape"] == ["batch", 1, 20, 20]
+    deployed = open_artifact(report.path, CPU)
+    try:
+        assert not deployed.batch_one
+        score = evaluate_split(deployed, "test", limit=read_front(finished)["samples_limit"])
+    finally:
+        deployed.close()
     assert score["accuracy"] == pytest.approx(model["test_acc"], abs=1e-3)
 
 
@@ -161,3 +174,21 @@ def test_quickstart_reuses_finished_stages(supernets, lut, finished, tmp_path):
         assert entry["bench"]["latency_median_ms"] > 0
     again = quickstart(out, console, Budget(bench_iterations=10))
     assert again["stages"] == record["stages"]
+
+
+@pytest.mark.tensorrt
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_a_plan_is_built_checked_and_deployed_on_a_gpu(finished, model, tmp_path, precision):
+    pytest.importorskip("tensorrt")
+    pytest.importorskip("cuda")
+    plan = tmp_path / f"m-{precision}.plan"
+    report = export_model(load_searched(finished / model["id"]), "plan", plan, precision)
+    assert report.checked_against == "onnxruntime"
+    assert report.max_abs_diff <= (1e-3 if precision == "fp32" else 5e-2)
+    deployed = open_artifact(plan, DeviceProfile.load("gpu"))
+    try:
+        limit = read_front(finished)["samples_limit"]
+        score = evaluate_split(deployed, "test", limit=limit)
+    finally:
+        deployed.close()
+    assert score["accuracy"] == pytest.approx(model["test_acc"], abs=0.02)
