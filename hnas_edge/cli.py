@@ -151,7 +151,7 @@ def search(
     from hnas_edge.search.darts import DartsConfig
     from hnas_edge.search.evaluate import SearchInputs
     from hnas_edge.search.evolution import EvolutionConfig
-    from hnas_edge.search.progress import ensure_supernets, search_with_progress
+    from hnas_edge.search.progress import check_lut, ensure_supernets, search_with_progress
     from hnas_edge.train.loop import set_threads
 
     set_threads(threads)
@@ -162,6 +162,7 @@ def search(
         finetune_epochs=finetune_epochs,
         accounting=accounting,
     )
+    check_lut(lut, dataset, accounting)  # before training supernets for nothing
     folder = ensure_supernets(supernets, dataset, data_dir, out, console)
     inputs = SearchInputs(folder, dataset, data_dir, lut, config, out)
     print_search(console, search_with_progress(inputs, console, workers, resume), out)

@@ -154,10 +154,17 @@ def test_lut_predict_refuses_a_config_outside_the_space_in_one_line(tmp_path):
 
 
 def test_search_refuses_bad_input_in_one_line(tmp_path):
+    from hnas_edge.space.presets import get_preset
+
     lut = small_lut(tmp_path / "cpu.json")
+    full = small_lut(
+        tmp_path / "full.json", keys=[s.key for s in get_preset("avmnist").all_specs()]
+    )
     (tmp_path / "sn").mkdir()
+    result = hnas("search", "--lut", str(full), "--supernets", str(tmp_path / "sn"), "--out", "o")
+    assert result.returncode == 2 and "no trained supernets" in result.stderr
     cases = [
-        ["--lut", lut, "--supernets", tmp_path / "sn", "--out", tmp_path / "o1"],  # no train.json
+        ["--lut", lut, "--supernets", tmp_path / "sn", "--out", tmp_path / "o1"],  # LUT too small
         ["--lut", lut, "--supernets", tmp_path / "sn", "--mode", "xx", "--out", tmp_path / "o2"],
         [
             "--lut",

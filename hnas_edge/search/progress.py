@@ -35,21 +35,27 @@ class BarProgress(SearchProgress):
         self.bar.update(self.stage2, completed=done, total=total, detail=detail, visible=True)
 
 
+def check_lut(lut: Path, dataset: str, accounting: str | None) -> None:
+    """Refuse, before any work, a LUT that cannot price the dataset's search space."""
+    preset = preset_for_dataset(dataset)
+    cover = coverage(Lut.load(lut), preset, accounting)
+    if not cover.complete:
+        raise HnasError(
+            f"{lut} lacks {len(cover.missing)} of the {cover.needed} keys the "
+            f"{preset.name} space needs ({cover.accounting} accounting); see `hnas lut check "
+            f"{lut} --space {preset.name}` and complete it with `hnas profile --resume`"
+        )
+
+
 def check_inputs(inputs: SearchInputs) -> None:
     """Refuse, before any work, a LUT that cannot price the space or supernets of another one."""
+    check_lut(inputs.lut, inputs.dataset, inputs.config.accounting)
     preset = preset_for_dataset(inputs.dataset)
     supernet_preset = trained_preset(inputs.supernets)
     if supernet_preset.name != preset.name:
         raise HnasError(
             f"{inputs.supernets} holds supernets of the {supernet_preset.name} space; "
             f"dataset {inputs.dataset} searches {preset.name}: train for it with `hnas train`"
-        )
-    cover = coverage(Lut.load(inputs.lut), preset, inputs.config.accounting)
-    if not cover.complete:
-        raise HnasError(
-            f"{inputs.lut} lacks {len(cover.missing)} of the {cover.needed} keys the "
-            f"{preset.name} space needs ({cover.accounting} accounting); see `hnas lut check "
-            f"{inputs.lut} --space {preset.name}` and complete it with `hnas profile --resume`"
         )
 
 
