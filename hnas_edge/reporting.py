@@ -248,7 +248,7 @@ def print_training(console: Console, record: dict, out: Path) -> None:
 
 def print_search(console: Console, result: dict, out: Path) -> None:
     lut = result["lut"]
-    energy_note = " (energy: ESTIMATE)" if lut["energy_is_estimate"] else ""
+    energy_note = "; energy is an ESTIMATE" if lut["energy_is_estimate"] else ""
     console.print(
         f"[bold]Pareto front[/] of {result['mode']} on {result['dataset']} for "
         f"{lut['device']} ({lut['accounting']} accounting{energy_note})"
