@@ -141,6 +141,10 @@ def search(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the whole search."),
     workers: int = typer.Option(1, "--workers", help="Processes for stage-2 candidates."),
+    executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
+    ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster to join."),
+    task_cpus: float = typer.Option(1.0, "--task-cpus", help="CPUs per Ray task."),
+    task_gpus: float = typer.Option(0.0, "--task-gpus", help="GPUs per Ray task."),
     threads: int = typer.Option(None, "--threads", help="CPU threads for torch in this process."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted search in --out."),
     out: Path = typer.Option(..., "--out", help="Folder for the front, models, plots."),
@@ -151,6 +155,7 @@ def search(
     from hnas_edge.search.darts import DartsConfig
     from hnas_edge.search.evaluate import SearchInputs
     from hnas_edge.search.evolution import EvolutionConfig
+    from hnas_edge.search.executor import RayOptions, import_ray
     from hnas_edge.search.progress import check_lut, ensure_supernets, search_with_progress
     from hnas_edge.train.loop import set_threads
 
@@ -162,10 +167,15 @@ def search(
         finetune_epochs=finetune_epochs,
         accounting=accounting,
     )
+    if executor not in ("local", "ray"):
+        raise HnasError(f"--executor {executor}: use local or ray")
+    ray = RayOptions(ray_address, task_cpus, task_gpus) if executor == "ray" else None
+    if ray is not None:
+        import_ray()  # one line naming the extra, before any work
     check_lut(lut, dataset, accounting)  # before training supernets for nothing
     folder = ensure_supernets(supernets, dataset, data_dir, out, console)
     inputs = SearchInputs(folder, dataset, data_dir, lut, config, out)
-    print_search(console, search_with_progress(inputs, console, workers, resume), out)
+    print_search(console, search_with_progress(inputs, console, workers, resume, ray), out)
 
 
 @app.command()

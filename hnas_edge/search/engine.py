@@ -52,7 +52,7 @@ from hnas_edge.search.evolution import (
     random_individual,
     select_top,
 )
-from hnas_edge.search.executor import Executor, InProcess, LocalPool
+from hnas_edge.search.executor import Executor, InProcess, LocalPool, RayOptions, RayPool
 from hnas_edge.space.presets import SpacePreset
 from hnas_edge.train.checkpoint import python_rng_state, set_python_rng_state
 
@@ -315,7 +315,19 @@ def load_state(out: Path, config: SearchConfig, resume: bool) -> SearchState:
     return SearchState.from_dict(data)
 
 
-def make_executor(workers: int, inputs: SearchInputs, evaluator: Evaluator) -> Executor:
+def make_executor(
+    workers: int, inputs: SearchInputs, evaluator: Evaluator, ray: RayOptions | None = None
+) -> Executor:
+    if ray is not None:
+        return RayPool(
+            build_and_install,
+            (inputs,),
+            ray.address,
+            ray.task_cpus,
+            ray.task_gpus,
+            ray.max_retries,
+            **ray.init_options,
+        )
     if workers < 1:
         raise HnasError(f"--workers {workers}: give at least 1")
     if workers == 1:
@@ -329,12 +341,14 @@ def search(
     workers: int = 1,
     resume: bool = False,
     progress: SearchProgress | None = None,
+    ray: RayOptions | None = None,
 ) -> tuple[Search, SearchState]:
-    """Run (or finish) the generations; the caller writes the results."""
+    """Run (or finish) the generations; the caller writes the results. Stage-2 candidates run
+    in this process (``workers`` 1), a local process pool, or on Ray (``ray``)."""
     state = load_state(inputs.out, inputs.config, resume)
     inputs.out.mkdir(parents=True, exist_ok=True)
     evaluator = Evaluator(inputs)
-    executor = make_executor(workers, inputs, evaluator)
+    executor = make_executor(workers, inputs, evaluator, ray)
     runner = Search(inputs, evaluator, executor, state, progress or SearchProgress())
     if state.generation == 0 and not state.population:
         state.population = runner.initial_population()

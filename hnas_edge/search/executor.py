@@ -7,10 +7,12 @@ datasets, LUT) from the process it runs in, built once per worker by ``initializ
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -66,3 +68,88 @@ def _init_worker(threads: int, initializer: Callable[..., None], initargs: tuple
 
     torch.set_num_threads(threads)
     initializer(*initargs)
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """``--executor ray``: where and with what each stage-2 task runs."""
+
+    address: str | None = None  # None: an existing local instance, else a new one
+    task_cpus: float = 1.0
+    task_gpus: float = 0.0
+    max_retries: int = 3
+    init_options: dict[str, Any] = field(default_factory=dict)  # e.g. num_cpus for a new one
+
+
+class RayPool:
+    """Jobs as Ray tasks on a Ray cluster (``address``) or a local Ray instance.
+
+    Each task asks for ``task_cpus`` CPUs and ``task_gpus`` GPUs; a task whose worker dies is
+    retried up to ``max_retries`` times by Ray. The worker context (``initializer(*initargs)``)
+    travels once through Ray's object store and is built once per worker process. Closing
+    cancels what is outstanding and shuts down a Ray instance this pool started.
+    """
+
+    def __init__(
+        self,
+        initializer: Callable[..., None],
+        initargs: tuple[Any, ...],
+        address: str | None = None,
+        task_cpus: float = 1.0,
+        task_gpus: float = 0.0,
+        max_retries: int = 3,
+        **init_options: Any,
+    ) -> None:
+        import uuid
+
+        self.ray = import_ray()
+        self._started = not self.ray.is_initialized()
+        if self._started:
+            # no dashboard (never bound to any interface); Ray's own token auth left as it is
+            self.ray.init(
+                address=address, include_dashboard=False, log_to_driver=False, **init_options
+            )
+        threads = max(1, int(task_cpus))
+        self._context = self.ray.put((uuid.uuid4().hex, threads, initializer, initargs))
+        self._task = self.ray.remote(
+            num_cpus=task_cpus, num_gpus=task_gpus, max_retries=max_retries
+        )(_in_ray_worker)
+        self._outstanding: list[Any] = []
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        refs = [self._task.remote(self._context, fn, item) for item in items]
+        self._outstanding = refs
+        for ref in refs:
+            yield self.ray.get(ref)
+        self._outstanding = []
+
+    def close(self) -> None:
+        for ref in self._outstanding:
+            with contextlib.suppress(Exception):  # finished or gone: nothing to cancel
+                self.ray.cancel(ref, force=True)
+        self._outstanding = []
+        if self._started:
+            self.ray.shutdown()
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        from hnas_edge.errors import MissingLibraryError
+
+        raise MissingLibraryError("ray", 'pip install "hnas-edge[ray]"', "--executor ray") from None
+    return ray
+
+
+_RAY_CONTEXT: str | None = None
+
+
+def _in_ray_worker(context: tuple[str, int, Callable[..., None], tuple[Any, ...]], fn, item):
+    """Build this worker's context once per search (keyed by the context's id), then run."""
+    global _RAY_CONTEXT
+    key, threads, initializer, initargs = context
+    if key != _RAY_CONTEXT:
+        _init_worker(threads, initializer, initargs)
+        _RAY_CONTEXT = key
+    return fn(item)

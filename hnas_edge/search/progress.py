@@ -14,6 +14,7 @@ from hnas_edge.profiling.coverage import coverage
 from hnas_edge.profiling.lut import Lut
 from hnas_edge.search.engine import SearchProgress, search
 from hnas_edge.search.evaluate import SearchInputs
+from hnas_edge.search.executor import RayOptions
 from hnas_edge.search.results import write_results
 from hnas_edge.space.presets import preset_for_dataset
 from hnas_edge.train.config import TrainConfig
@@ -77,12 +78,16 @@ def ensure_supernets(
 
 
 def search_with_progress(
-    inputs: SearchInputs, console: Console, workers: int = 1, resume: bool = False
+    inputs: SearchInputs,
+    console: Console,
+    workers: int = 1,
+    resume: bool = False,
+    ray: RayOptions | None = None,
 ) -> dict[str, Any]:
     from hnas_edge.reporting import progress_bar
 
     check_inputs(inputs)
     with progress_bar(console) as bar:
-        runner, state = search(inputs, workers, resume, BarProgress(bar))
+        runner, state = search(inputs, workers, resume, BarProgress(bar), ray)
     console.print("testing the front once on the test split, writing results")
     return write_results(runner, state)
