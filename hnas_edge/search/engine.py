@@ -230,6 +230,9 @@ class Search:
                     records[individual_id(ind)] = self.score_backbones(ind, g)
             self.state.seconds["stage1"] += time.perf_counter() - started
             ranked = [records[individual_id(ind)] for ind in self.state.population]
+            if not self.mode.search_backbones:
+                # every backbone is the same: stage 1 has nothing to rank, untried C × D go first
+                ranked.sort(key=lambda r: r["fusion"] is not None)
             top = select_top(backbone_objectives(ranked, self.mode.hardware), evo.quartile)
             todo = [ranked[i] for i in top if ranked[i]["fusion"] is None]
             started = time.perf_counter()

@@ -104,6 +104,8 @@ def test_fixed_backbones_with_searched_fusion_only_change_the_fusion(supernets, 
     state = json.loads((tmp_path / "fbsf" / "state.json").read_text())
     backbones = {json.dumps(r["individual"]["backbones"]) for r in state["records"].values()}
     assert len(backbones) == 1
+    fused = [r for r in state["records"].values() if r["fusion"]]
+    assert len(fused) == 6  # 3 untried fusion macro-architectures per generation, not the same 3
     assert (
         len(
             {
