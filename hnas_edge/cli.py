@@ -162,7 +162,9 @@ def search(
     set_threads(threads)
     config = SearchConfig(
         evolution=EvolutionConfig(population, generations, quartile, mutation, crossover, seed),
-        darts=DartsConfig(darts_epochs, 64, lr_weights, lr_arch, a, b, c, seed),
+        darts=DartsConfig(
+            epochs=darts_epochs, lr_weights=lr_weights, lr_arch=lr_arch, a=a, b=b, c=c, seed=seed
+        ),
         mode=mode,
         finetune_epochs=finetune_epochs,
         accounting=accounting,

@@ -168,27 +168,21 @@ def evaluate_split(
 ) -> dict[str, Any]:
     """Accuracy on a split (its first ``limit`` samples) of the dataset the model was searched
     on."""
-    import torch
-
     from hnas_edge.data import load_dataset
+    from hnas_edge.train.batches import modality_tensors
 
     side = deployed.sidecar
     data = load_dataset(side["dataset"], side.get("data_dir"), split=split)
-    names = [i["name"] for i in side["inputs"]]
-    inputs = getattr(data, "inputs", None)
-    if inputs is None:
-        raise HnasError(
-            f"--split works on in-memory datasets; give --input FILE.npz for {data.name}"
-        )
     n = min(len(data), limit or len(data))
+    tensors = {i["name"]: modality_tensors(data, i["name"], n) for i in side["inputs"]}
+    inputs = {m: x for m, (x, _) in tensors.items()}
     logits = np.concatenate(
         [
-            deployed.run({m: inputs[m][s : min(s + batch, n)].float().numpy() for m in names})
+            deployed.run({m: x[s : s + batch].float().numpy() for m, x in inputs.items()})
             for s in range(0, n, batch)
         ]
     )
-    targets = data.targets[:n]
-    targets = targets.numpy() if isinstance(targets, torch.Tensor) else targets
+    targets = next(iter(tensors.values()))[1].numpy()
     if side["output"]["task"] == "multiclass":
         accuracy = float((logits.argmax(1) == targets).mean())
     else:

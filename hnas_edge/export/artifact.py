@@ -7,6 +7,7 @@ onnxruntime, on real samples of the dataset's test split.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,12 @@ import numpy as np
 import torch
 
 from hnas_edge.data import load_dataset
+from hnas_edge.data.base import MultimodalDataset
 from hnas_edge.errors import ConfigError, HnasError
 from hnas_edge.export.onnx import OPSET, export_onnx, onnx_parity, run_onnx
 from hnas_edge.export.searched import SearchedModel
 from hnas_edge.io import atomic_write_bytes, atomic_write_json, provenance
+from hnas_edge.train.batches import modality_tensors
 
 FORMATS = ("onnx", "ort", "plan")
 SUFFIXES = {"onnx": ".onnx", "ort": ".ort", "plan": ".plan"}
@@ -41,20 +44,26 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+@functools.lru_cache(maxsize=4)
+def _split(dataset: str, data_dir: str | None, split: str) -> MultimodalDataset:
+    return load_dataset(dataset, data_dir, split=split)
+
+
+def model_split(model: SearchedModel, split: str) -> MultimodalDataset:
+    """A split of the dataset ``model`` was searched on (loaded once per export)."""
+    return _split(model.result["dataset"], model.result.get("data_dir"), split)
+
+
 def sample_inputs(
     model: SearchedModel, n: int = PARITY_SAMPLES, split: str = "test"
 ) -> dict[str, torch.Tensor]:
     """The first ``n`` samples of ``split``, preprocessed as the search saw them."""
-    data = load_dataset(model.result["dataset"], model.result.get("data_dir"), split=split)
-    inputs = getattr(data, "inputs", None)
-    if inputs is None:
-        items = [data[i][0] for i in range(min(n, len(data)))]
-        return {m: torch.stack([x[m] for x in items]) for m in model.net.modalities}
-    return {m: inputs[m][:n].float() for m in model.net.modalities}
+    data = model_split(model, split)
+    return {m: modality_tensors(data, m, n)[0].float() for m in model.net.modalities}
 
 
 def describe_inputs(model: SearchedModel, batch: int | str) -> list[dict[str, Any]]:
-    data = load_dataset(model.result["dataset"], model.result.get("data_dir"), split="test")
+    data = model_split(model, "test")
     return [
         {
             "name": m,

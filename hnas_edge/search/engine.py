@@ -322,15 +322,7 @@ def make_executor(
     workers: int, inputs: SearchInputs, evaluator: Evaluator, ray: RayOptions | None = None
 ) -> Executor:
     if ray is not None:
-        return RayPool(
-            build_and_install,
-            (inputs,),
-            ray.address,
-            ray.task_cpus,
-            ray.task_gpus,
-            ray.max_retries,
-            **ray.init_options,
-        )
+        return RayPool(build_and_install, (inputs,), ray)
     if workers < 1:
         raise HnasError(f"--workers {workers}: give at least 1")
     if workers == 1:

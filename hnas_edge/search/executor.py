@@ -84,21 +84,15 @@ class RayOptions:
 class RayPool:
     """Jobs as Ray tasks on a Ray cluster (``address``) or a local Ray instance.
 
-    Each task asks for ``task_cpus`` CPUs and ``task_gpus`` GPUs; a task whose worker dies is
-    retried up to ``max_retries`` times by Ray. The worker context (``initializer(*initargs)``)
-    travels once through Ray's object store and is built once per worker process. Closing
-    cancels what is outstanding and shuts down a Ray instance this pool started.
+    Each task asks for ``options.task_cpus`` CPUs and ``task_gpus`` GPUs; a task whose worker
+    dies is retried up to ``max_retries`` times by Ray. The worker context
+    (``initializer(*initargs)``) travels once through Ray's object store and is built once per
+    worker process. Closing cancels what is outstanding and shuts down a Ray instance this pool
+    started.
     """
 
     def __init__(
-        self,
-        initializer: Callable[..., None],
-        initargs: tuple[Any, ...],
-        address: str | None = None,
-        task_cpus: float = 1.0,
-        task_gpus: float = 0.0,
-        max_retries: int = 3,
-        **init_options: Any,
+        self, initializer: Callable[..., None], initargs: tuple[Any, ...], options: RayOptions
     ) -> None:
         import uuid
 
@@ -107,12 +101,17 @@ class RayPool:
         if self._started:
             # no dashboard (never bound to any interface); Ray's own token auth left as it is
             self.ray.init(
-                address=address, include_dashboard=False, log_to_driver=False, **init_options
+                address=options.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                **options.init_options,
             )
-        threads = max(1, int(task_cpus))
+        threads = max(1, int(options.task_cpus))
         self._context = self.ray.put((uuid.uuid4().hex, threads, initializer, initargs))
         self._task = self.ray.remote(
-            num_cpus=task_cpus, num_gpus=task_gpus, max_retries=max_retries
+            num_cpus=options.task_cpus,
+            num_gpus=options.task_gpus,
+            max_retries=options.max_retries,
         )(_in_ray_worker)
         self._outstanding: list[Any] = []
 
