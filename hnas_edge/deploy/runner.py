@@ -147,7 +147,7 @@ def bench(deployed: Deployed, device: DeviceProfile, iterations: int) -> BenchRe
     latency = float(timing.stats.median)
     measurer = EnergyMeasurer.for_device(device)
     try:
-        reading = measurer.per_inference(lambda: deployed.runtime.run(inputs), latency)
+        reading = measurer.of_runtime(deployed.runtime, inputs, latency)
     finally:
         measurer.close()
     predicted = deployed.sidecar.get("predicted", {})

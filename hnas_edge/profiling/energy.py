@@ -13,6 +13,7 @@ from typing import Any
 
 from hnas_edge.profiling.meters import PowerMeter, open_meter
 from hnas_edge.profiling.meters.integrate import per_inference
+from hnas_edge.profiling.runtimes.base import Inputs, Runtime
 
 IDLE_WINDOW_S = 2.0
 
@@ -51,7 +52,14 @@ class EnergyMeasurer:
             self._idle_w = reading.energy_j / reading.duration_s
         return self._idle_w
 
-    def per_inference(self, run_once: Callable[[], object], latency_ms: float) -> dict[str, Any]:
+    def per_inference(
+        self,
+        run_once: Callable[[], object],
+        latency_ms: float,
+        finish: Callable[[], object] | None = None,
+    ) -> dict[str, Any]:
+        """Energy per call of ``run_once``, looped over the window. ``finish`` waits for work
+        still queued (an asynchronous GPU enqueue) before the meter stops."""
         if self.estimated:
             return {
                 "total": self.nominal_power_w * latency_ms,  # W × ms = mJ
@@ -67,6 +75,8 @@ class EnergyMeasurer:
         while time.monotonic() < deadline:
             run_once()
             count += 1
+        if finish is not None:
+            finish()
         reading = self.meter.stop()
         energy = per_inference(reading.energy_j, reading.duration_s, count, idle)
         return {
@@ -77,6 +87,17 @@ class EnergyMeasurer:
             "n": count,
             "idle_w": idle,
         }
+
+    def of_runtime(self, runtime: Runtime, inputs: Inputs, latency_ms: float) -> dict[str, Any]:
+        """Energy of the call the runtime timed: prepared inputs (no host copies), the same
+        enqueue (a CUDA-graph replay, a TensorRT enqueue), synchronised before the meter stops.
+        Looping ``runtime.run`` instead would price copies and host gaps the latency left out."""
+        if self.estimated:
+            return self.per_inference(lambda: None, latency_ms)
+        prepared = runtime.prepare(inputs)
+        return self.per_inference(
+            lambda: runtime.run_prepared(prepared), latency_ms, finish=runtime.synchronize
+        )
 
     def close(self) -> None:
         self.meter.close()

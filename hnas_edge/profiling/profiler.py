@@ -71,14 +71,19 @@ def random_inputs(spec: LayerSpec, seed: int) -> list[np.ndarray]:
 def load_part(
     runtime: Runtime, module: Any, example: dict[str, Any], workdir: Path
 ) -> dict[str, np.ndarray]:
-    """Hand a module to the runtime (as ONNX unless it times modules); return its numpy inputs."""
+    """Hand a module to the runtime (as ONNX unless it times modules); return its numpy inputs
+    (for ONNX, those the exported graph kept: an unused input is dropped by the exporter)."""
     if runtime.accepts_modules:
         runtime.load_module(module, example)  # type: ignore[attr-defined]
-    else:
-        from hnas_edge.export.onnx import export_onnx
+        return {name: tensor.numpy() for name, tensor in example.items()}
+    import onnx
 
-        runtime.load(export_onnx(module, example, workdir / "part.onnx"))
-    return {name: tensor.numpy() for name, tensor in example.items()}
+    from hnas_edge.export.onnx import export_onnx
+
+    path = export_onnx(module, example, workdir / "model.onnx")
+    runtime.load(path)
+    kept = {i.name for i in onnx.load(str(path), load_external_data=False).graph.input}
+    return {name: tensor.numpy() for name, tensor in example.items() if name in kept}
 
 
 def measure_part(
@@ -94,7 +99,7 @@ def measure_part(
         inputs = load_part(runtime, spec.build(), example, Path(tmp))
         try:
             timing = runtime.time(inputs, device.timing)
-            energy_mj = energy.per_inference(lambda: runtime.run(inputs), timing.stats.median)
+            energy_mj = energy.of_runtime(runtime, inputs, timing.stats.median)
         finally:
             runtime.close()
     return {

@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 
 from hnas_edge.errors import HnasError
-from hnas_edge.export.onnx import export_onnx
 from hnas_edge.profiling.cost import predict, require_keys
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.fidelity import Fidelity, fidelity, fit_calibration
 from hnas_edge.profiling.lut import Calibration, Lut
+from hnas_edge.profiling.profiler import load_part
 from hnas_edge.profiling.runtimes import Runtime, get_runtime
 from hnas_edge.space.mmnn import arch_parts, build_fresh, random_arch
 from hnas_edge.space.presets import get_preset
@@ -72,10 +71,6 @@ class ValidationReport:
         }
 
 
-def _graph_inputs(path: Path) -> set[str]:
-    return {i.name for i in onnx.load(str(path), load_external_data=False).graph.input}
-
-
 def measure_network(
     lut: Lut,
     device: DeviceProfile,
@@ -97,17 +92,13 @@ def measure_network(
     net = build_fresh(preset, arch).eval()
     example = net.example_inputs()
     with tempfile.TemporaryDirectory(prefix="hnas-net-") as tmp:
-        path = export_onnx(net, example, Path(tmp) / "net.onnx")
-        names = _graph_inputs(path)
-        inputs = {k: v.numpy() for k, v in example.items() if k in names}
-        runtime.load(path)
+        inputs = load_part(runtime, net, example, Path(tmp))
         try:
             timing = runtime.time(inputs, device.timing)
             latency = float(timing.stats.median)
             energy_mj = None
             if energy is not None:
-                reading = energy.per_inference(lambda: runtime.run(inputs), latency)
-                energy_mj = reading.get("total")
+                energy_mj = energy.of_runtime(runtime, inputs, latency).get("total")
         finally:
             runtime.close()
     return NetworkMeasurement(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from hnas_edge.errors import HnasError
@@ -13,6 +14,7 @@ from hnas_edge.profiling.meters.base import PowerSampler
 from hnas_edge.profiling.meters.estimate import EstimateMeter
 from hnas_edge.profiling.meters.jtop import total_power_w
 from hnas_edge.profiling.meters.rapl import RaplMeter, package_domains
+from hnas_edge.profiling.runtimes.base import Runtime
 
 
 def powercap(tmp_path, energy_uj=1000, max_range=10_000):
@@ -122,3 +124,47 @@ def test_jtop_reads_board_power_on_a_jetson():
     reading = meter.stop()
     meter.close()
     assert reading.energy_j > 0 and reading.samples >= 2
+
+
+def test_energy_of_a_runtime_loops_the_timed_call_and_waits_for_the_device():
+    """What the window runs is what latency timed (prepared inputs, no copies); queued device
+    work is waited for before the meter stops, or it would be counted in the next window."""
+    events: list[str] = []
+
+    class Meter(EstimateMeter):
+        source, interval_s = "fake", 0.01
+
+        def stop(self):
+            events.append("stop")
+            return super().stop()
+
+    class Queued(Runtime):
+        def load(self, onnx_path):
+            raise AssertionError
+
+        def run(self, inputs):
+            raise AssertionError("the window must not run copies-included calls")
+
+        def prepare(self, inputs):
+            events.append("prepare")
+            return "on-device"
+
+        def run_prepared(self, prepared):
+            assert prepared == "on-device"
+            events.append("enqueue")
+
+        def synchronize(self):
+            events.append("sync")
+
+        def close(self):
+            pass
+
+        def describe(self):
+            return {}
+
+    measurer = EnergyMeasurer(Meter(10.0), 10.0, window_s=0.02)
+    measurer.idle_w  # noqa: B018 (measured first, before the window)
+    events.clear()
+    energy = measurer.of_runtime(Queued(), {"x": np.zeros(1)}, latency_ms=1.0)
+    assert events[0] == "prepare" and events[-2:] == ["sync", "stop"]
+    assert events.count("enqueue") == energy["n"] > 0

@@ -129,6 +129,18 @@ def test_validate_measures_whole_networks_and_stores_the_calibration(tmp_path, d
     assert "held_out_after" in lut.extra["validation"]["latency"]
 
 
+def test_validate_times_whole_networks_as_modules_on_a_module_runtime(tmp_path):
+    """The gpu profile's runtime (torch) times modules, not ONNX files: validate hands it the
+    network itself, as the profiler does its parts."""
+    device = tmp_path / "torch.toml"
+    device.write_text(FAST_DEVICE.replace('runtime = "onnxruntime"', 'runtime = "torch"'))
+    out = tmp_path / "lut.json"
+    assert run("profile", "--device", str(device), "--out", str(out)).returncode == 0
+    result = run("lut", "validate", str(out), "--device", str(device), "--samples", "4")
+    assert result.returncode == 0, result.stderr
+    assert Lut.load(out).extra["validation"]["n"] == 4
+
+
 def test_validate_refuses_an_incomplete_lut(tmp_path, device):
     out = tmp_path / "lut.json"
     assert run("profile", "--device", device, "--out", str(out), "--limit", "2").returncode == 0

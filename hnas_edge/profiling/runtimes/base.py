@@ -38,6 +38,10 @@ class Runtime(ABC):
         """One call on prepared inputs; what is timed."""
         return self.run(prepared)
 
+    def synchronize(self) -> None:
+        """Wait for calls still queued on the device (default: calls are synchronous)."""
+        return None
+
     def time(self, inputs: Inputs, settings: TimingSettings) -> Timing:
         prepared = self.prepare(inputs)
         return time_callable(lambda: self.run_prepared(prepared), settings)

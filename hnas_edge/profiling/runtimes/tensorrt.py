@@ -236,8 +236,11 @@ class TensorRTRuntime(Runtime):
         self.prepare(inputs)
         return time_callable(self.enqueue, settings, clock=self._synced_clock, timed=self._events)
 
-    def _synced_clock(self) -> int:
+    def synchronize(self) -> None:
         _check(self.cudart.cudaStreamSynchronize(self.stream))
+
+    def _synced_clock(self) -> int:
+        self.synchronize()
         return time.perf_counter_ns()
 
     def _events(self, call: Any, settings: TimingSettings) -> LatencyStats:

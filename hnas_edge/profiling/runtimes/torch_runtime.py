@@ -106,8 +106,12 @@ class TorchRuntime(Runtime):
             return time_callable(call, settings)
         return time_callable(call, settings, clock=self._synced_clock, timed=self._cuda_events)
 
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
     def _synced_clock(self) -> int:
-        self.torch.cuda.synchronize()
+        self.synchronize()
         return time.perf_counter_ns()
 
     def _cuda_events(self, call: Any, settings: TimingSettings) -> LatencyStats:
