@@ -146,20 +146,34 @@ def window_index(size: int, out: int) -> torch.Tensor:
     return torch.tensor([[min(start + j, end - 1) for j in range(k)] for start, end in windows])
 
 
-def adaptive_max_pool(x: torch.Tensor, out: int) -> torch.Tensor:
-    """``F.adaptive_max_pool2d(x, out)`` in operations every ONNX runtime has.
+class AdaptiveMaxPool(nn.Module):
+    """``F.adaptive_max_pool2d`` to ``out``×``out`` for a fixed ``height``×``width``, in operations
+    every ONNX runtime has.
 
     The ONNX exporter refuses adaptive pooling whose output does not divide the input (7×7 → 4×4
-    here), so uneven cases gather each axis's windows and take their max; the windows depend on
-    static shapes only.
+    here), so uneven cases gather each axis's windows and take their max. The window indices are
+    non-persistent buffers made once: they follow the module to its device and no host tensor is
+    copied per call (which a CUDA graph capture forbids); checkpoints do not hold them.
     """
-    height, width = x.shape[-2:]
-    if height % out == 0 and width % out == 0:
-        return F.max_pool2d(x, (height // out, width // out))
-    for dim, size in ((2, height), (3, width)):
-        index = window_index(size, out).to(x.device)
-        x = x.index_select(dim, index.flatten()).unflatten(dim, tuple(index.shape)).amax(dim + 1)
-    return x
+
+    def __init__(self, height: int, width: int, out: int) -> None:
+        super().__init__()
+        self.out = out
+        self.even = height % out == 0 and width % out == 0
+        self.kernel = (height // out, width // out)
+        self.register_buffer("rows", window_index(height, out), persistent=False)
+        self.register_buffer("cols", window_index(width, out), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.even:
+            return F.max_pool2d(x, self.kernel)
+        for dim, index in ((2, self.rows), (3, self.cols)):
+            x = (
+                x.index_select(dim, index.flatten())
+                .unflatten(dim, tuple(index.shape))
+                .amax(dim + 1)
+            )
+        return x
 
 
 class FeatureAdapter(nn.Module):
@@ -177,6 +191,7 @@ class FeatureAdapter(nn.Module):
         if len(in_shape) not in (1, 3):
             raise ConfigError(f"an adapter takes C×H×W maps or flat vectors, got {tuple(in_shape)}")
         self.in_shape, self.C, self.L, self.side = tuple(in_shape), C, L, side
+        self.pool = AdaptiveMaxPool(*in_shape[1:], side) if len(in_shape) == 3 else None
         self.conv = nn.Conv1d(in_shape[0], C, 1, bias=False)
         self.bn = nn.BatchNorm1d(C)
 
@@ -185,8 +200,8 @@ class FeatureAdapter(nn.Module):
         return cls(spec.in_shape, spec.C, spec.L)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:
-            x = adaptive_max_pool(x, self.side).flatten(2)
+        if self.pool is not None:
+            x = self.pool(x).flatten(2)
         else:
             x = x.unsqueeze(-1).expand(-1, -1, self.L)
         return torch.relu(self.bn(self.conv(x)))

@@ -11,13 +11,13 @@ import torch.nn.functional as F
 
 from hnas_edge.errors import ConfigError
 from hnas_edge.space.fusion import (
+    AdaptiveMaxPool,
     CellGene,
     FeatureAdapter,
     FusionNetwork,
     Genotype,
     NodeGene,
     RelaxedFusionNetwork,
-    adaptive_max_pool,
     build_operator,
     expected_cost,
     random_genotype,
@@ -109,8 +109,10 @@ def test_an_unknown_operator_is_refused_with_the_list():
 @pytest.mark.parametrize("size", [1, 3, 5, 7, 8, 10, 14, 28, 56, 112])
 def test_adapter_pooling_equals_adaptive_max_pooling(size):
     x = torch.randn(2, 3, size, size)
-    assert torch.equal(adaptive_max_pool(x, 4), F.adaptive_max_pool2d(x, 4))
-    assert torch.equal(adaptive_max_pool(x, 3), F.adaptive_max_pool2d(x, 3))
+    for out in (3, 4):
+        pool = AdaptiveMaxPool(size, size, out)
+        assert torch.equal(pool(x), F.adaptive_max_pool2d(x, out))
+        assert pool.state_dict() == {}  # indices are rebuilt, never saved
 
 
 @pytest.mark.parametrize("in_shape", [(24, 7, 7), (16, 14, 14), (80,)])
