@@ -63,8 +63,8 @@ def print_lut_summary(console: Console, summary: LutSummary, path: Path) -> None
     if summary.cv_quantiles:
         q = summary.cv_quantiles
         console.print(
-            f"latency CoV across entries: median {q['p50']:.1%}, p90 {q['p90']:.1%}, "
-            f"max {q['max']:.1%}"
+            f"latency spread (robust CoV) across entries: median {q['p50']:.1%}, "
+            f"p90 {q['p90']:.1%}, max {q['max']:.1%}"
         )
     table = Table("kind", "entries", "latency min (ms)", "latency max (ms)", "median CoV")
     for kind in summary.kinds:

@@ -8,6 +8,7 @@ from hnas_edge.errors import HnasError
 from hnas_edge.profiling.cost import predict
 from hnas_edge.profiling.fidelity import fidelity, fit_calibration, spearman
 from hnas_edge.profiling.lut import SCHEMA, Calibration, Lut, merge
+from hnas_edge.profiling.summary import summarize
 from hnas_edge.space.specs import ConvSpec, LinearSpec
 
 
@@ -167,3 +168,12 @@ def test_calibration_fit_recovers_a_known_linear_relation():
 def test_calibration_without_varying_part_counts_fits_a_and_b_only():
     cal = fit_calibration([1.0, 2.0, 4.0], [3, 3, 3], [1.5, 2.5, 4.5])
     assert (cal.a, cal.b, cal.c) == pytest.approx((1.0, 0.5, 0.0))
+
+
+def test_the_summary_reports_the_spread_retries_judge_not_stall_inflated_std():
+    stalled = entry(0.02, std=0.01)  # a few stalls: std is half the median
+    stalled["latency_ms"]["robust_cv"] = 0.03  # the bulk is tight
+    imported = entry(0.04, std=0.004)  # a published table: std only
+    summary = summarize(make_lut({"a": stalled, "b": imported}))
+    assert summary.cv_quantiles["max"] == pytest.approx(0.1)
+    assert summary.cv_quantiles["p50"] == pytest.approx(0.065)
