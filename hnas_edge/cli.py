@@ -150,12 +150,13 @@ def search(
     out: Path = typer.Option(..., "--out", help="Folder for the front, models, plots."),
 ) -> None:
     """Two-tier search: evolution over backbones, DARTS over fusion, costs from the LUT."""
+    from hnas_edge.cluster import import_ray
     from hnas_edge.reporting import print_search
     from hnas_edge.search.config import SearchConfig
     from hnas_edge.search.darts import DartsConfig
     from hnas_edge.search.evaluate import SearchInputs
     from hnas_edge.search.evolution import EvolutionConfig
-    from hnas_edge.search.executor import RayOptions, import_ray
+    from hnas_edge.search.executor import RayOptions
     from hnas_edge.search.progress import check_lut, ensure_supernets, search_with_progress
     from hnas_edge.train.loop import set_threads
 

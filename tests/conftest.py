@@ -4,6 +4,13 @@ search, export and deploy tests read one real result instead of each making thei
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -21,6 +28,38 @@ from hnas_edge.train.loop import train
 
 PRESET = get_preset("avmnist")
 
+# Ray reads its authentication mode when it is imported: the test cluster's token is set first.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+
+
+# --- a local Ray cluster, started as a user starts one: `ray start --head`, token auth on, no
+# dashboard. Two CPUs and the custom resource ``device:cpu: 2`` stand for two boards of a fleet.
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def ray_cluster(cpus: int = 2, resources: str = '{"device:cpu": 2}') -> Iterator[str]:
+    """Yield the address of a new head node; drivers join it with the session's token."""
+    ray = shutil.which("ray")
+    if ray is None:
+        raise RuntimeError("the ray CLI is not installed (pip install -e '.[dev]')")
+    port = _free_port()
+    subprocess.run(
+        [ray, "start", "--head", f"--port={port}", f"--num-cpus={cpus}", "--num-gpus=0",
+         f"--resources={resources}", "--include-dashboard=false", "--disable-usage-stats"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True)
+
 
 @pytest.fixture
 def one_thread():
@@ -29,6 +68,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """Address of a local 2-CPU Ray cluster with ``device:cpu: 2`` (token auth on), shared by
+    every Ray test of the session."""
+    pytest.importorskip("ray")
+    with ray_cluster() as address:
+        yield address
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from hnas_edge.cluster import connect, import_ray
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -97,15 +99,7 @@ class RayPool:
         import uuid
 
         self.ray = import_ray()
-        self._started = not self.ray.is_initialized()
-        if self._started:
-            # no dashboard (never bound to any interface); Ray's own token auth left as it is
-            self.ray.init(
-                address=options.address,
-                include_dashboard=False,
-                log_to_driver=False,
-                **options.init_options,
-            )
+        self._started = connect(options.address, **options.init_options)
         threads = max(1, int(options.task_cpus))
         self._context = self.ray.put((uuid.uuid4().hex, threads, initializer, initargs))
         self._task = self.ray.remote(
@@ -129,16 +123,6 @@ class RayPool:
         self._outstanding = []
         if self._started:
             self.ray.shutdown()
-
-
-def import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        from hnas_edge.errors import MissingLibraryError
-
-        raise MissingLibraryError("ray", 'pip install "hnas-edge[ray]"', "--executor ray") from None
-    return ray
 
 
 _RAY_CONTEXT: str | None = None

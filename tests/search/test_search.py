@@ -131,10 +131,11 @@ def test_a_process_pool_finds_the_same_front_as_one_process(supernets, lut, fini
     assert front_of(tmp_path / "pool") == front_of(finished)
 
 
-def test_ray_tasks_find_the_same_front_as_one_process(supernets, lut, finished, tmp_path):
-    pytest.importorskip("ray")
+def test_ray_tasks_find_the_same_front_as_one_process(
+    supernets, lut, finished, ray_address, tmp_path
+):
     from hnas_edge.search.executor import RayOptions
 
-    ray = RayOptions(init_options={"num_cpus": 2})
+    ray = RayOptions(address=ray_address)
     run(supernets, lut, tmp_path / "ray", tiny(), ray=ray)
     assert front_of(tmp_path / "ray") == front_of(finished)
