@@ -13,10 +13,11 @@ One generation:
    are genes like any other);
 4. record the hypervolume of the multimodal front and save the state.
 
-The state (``OUT/state.json``) is written atomically after each generation, so a killed search
-resumes at the generation it was in; every random draw comes from one seeded generator whose
-state is saved with it, and stage 2 of a candidate is seeded by its id, so a resumed search ends
-with the same front as an uninterrupted one.
+The state (``OUT/state.json``) is written atomically after each generation and after each
+stage-2 candidate that finishes (in whatever order the executor returns them), so a killed
+search resumes in the generation it was in, without repeating a finished candidate. Every random
+draw comes from one seeded generator whose state is saved with it, and stage 2 of a candidate is
+seeded by its id, so a resumed search ends with the same front as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ class Search:
         self.evaluator, self.executor, self.state = evaluator, executor, state
         self.preset: SpacePreset = evaluator.preset
         self.progress = progress
+        self.ran_on: dict[str, Any] = {}  # the executor's own account of this run
         self.rng = random.Random()
         set_python_rng_state(self.rng, state.rng)
 
@@ -245,6 +247,7 @@ class Search:
             self.state.generation = g + 1
             self.state.rng = python_rng_state(self.rng)
             self.save()
+        self.ran_on = self.executor.describe()
         self.progress.generation(evo.generations, evo.generations, "done")
 
     # stage 2
@@ -258,9 +261,10 @@ class Search:
             for r in todo
         ]
         self.progress.candidates(0, len(jobs), f"stage 2, generation {generation + 1}")
-        for done, (candidate, result) in enumerate(self.executor.map(run_fusion_job, jobs), 1):
+        for done, (candidate, result) in enumerate(self.executor.run(run_fusion_job, jobs), 1):
             self.state.records[candidate]["fusion"] = {"generation": generation, **result}
             self.state.seconds["stage2_jobs"] += result["seconds"]
+            self.save()  # a killed search keeps every finished candidate
             detail = f"{candidate}: val acc {result['val_acc']:.1%}, {result['latency_ms']:.3f} ms"
             self.progress.candidates(done, len(jobs), detail)
 
@@ -322,7 +326,7 @@ def make_executor(
     workers: int, inputs: SearchInputs, evaluator: Evaluator, ray: RayOptions | None = None
 ) -> Executor:
     if ray is not None:
-        return RayPool(build_and_install, (inputs,), ray)
+        return RayPool(build_and_install, (inputs,), ray, shares=evaluator.shares)
     if workers < 1:
         raise HnasError(f"--workers {workers}: give at least 1")
     if workers == 1:

@@ -17,8 +17,9 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from hnas_edge.train.loop import load_supernets, trained_preset
 from hnas_edge.train.scorer import SubnetScorer
 
 SPLITS = ("train", "val", "test")
+STAGE2_SPLITS = ("train", "val")  # what stage 2 reads; test is touched once, at the end
 
 
 @dataclass(frozen=True)
@@ -151,28 +153,62 @@ class Evaluator:
         if key not in self._modules:
             net = self.supernets[modality]
             if isinstance(net, OFASupernet):
-                net.set_active(config)
-                recalibrate_bn(net, self.tensors(modality, "train"), 64, self.config.bn_batches)
+                with torch.random.fork_rng(devices=[]):  # its train-mode pass draws dropout
+                    net.set_active(config)
+                    x = self.tensors(modality, "train")
+                    recalibrate_bn(net, x, 64, self.config.bn_batches)
                 net = net.extract(config)
             self._modules[key] = net.eval()
             _trim(self._modules, self._cache_size)
         return self._modules[key]
 
-    @torch.no_grad()
     def features(self, backbones: Mapping[str, Any], split: str) -> list[torch.Tensor]:
         """Every fusion candidate feature of ``split`` in pool order (cached per backbone)."""
         pool: list[torch.Tensor] = []
         for modality, _ in self.preset.backbones:
-            config = backbones[modality]
-            key = (modality, config_key(config), split)
-            if key not in self._features:
-                module = self.backbone(modality, config)
-                x = self.tensors(modality, split)
-                chunks = [module.forward_features(x[i : i + 256]) for i in range(0, len(x), 256)]
-                self._features[key] = [torch.cat(f) for f in zip(*chunks, strict=True)]
-                _trim(self._features, self._cache_size * len(SPLITS))
-            pool += self._features[key]
+            pool += self.backbone_features(modality, backbones[modality], split)
         return pool
+
+    @torch.no_grad()
+    def backbone_features(
+        self, modality: str, config: Mapping[str, Any], split: str
+    ) -> list[torch.Tensor]:
+        key = (modality, config_key(config), split)
+        if key not in self._features:
+            module = self.backbone(modality, config)
+            x = self.tensors(modality, split)
+            chunks = [module.forward_features(x[i : i + 256]) for i in range(0, len(x), 256)]
+            self._features[key] = [torch.cat(f) for f in zip(*chunks, strict=True)]
+            _trim(self._features, self._cache_size * len(SPLITS))
+        return self._features[key]
+
+    # --- sharing with workers (the Ray executor puts these in its object store once) -----------
+
+    def shares(self, job: FusionJob) -> dict[str, Callable[[], dict[str, Any]]]:
+        """What stage 2 of ``job`` needs that other candidates with the same backbone need too:
+        per backbone, the extracted module and its train/val features."""
+        return {
+            f"backbone:{m}:{config_key(c)}": partial(self.shared_backbone, m, c)
+            for m, c in job.individual.backbones.items()
+        }
+
+    def shared_backbone(self, modality: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "modality": modality,
+            "config": dict(config),
+            "module": self.backbone(modality, config),
+            "features": {s: self.backbone_features(modality, config, s) for s in STAGE2_SPLITS},
+        }
+
+    def adopt(self, shared: Mapping[str, Mapping[str, Any]]) -> None:
+        """Take backbones and features computed elsewhere instead of computing them here."""
+        for value in shared.values():
+            key = config_key(value["config"])
+            self._modules[(value["modality"], key)] = value["module"].eval()
+            _trim(self._modules, self._cache_size)
+            for split, features in value["features"].items():
+                self._features[(value["modality"], key, split)] = features
+                _trim(self._features, self._cache_size * len(SPLITS))
 
     def network(self, arch: MultimodalArch) -> MultimodalNet:
         backbones = {m: self.backbone(m, arch.backbones[m]) for m in self.preset.modalities}
@@ -181,10 +217,11 @@ class Evaluator:
     def fuse(self, job: FusionJob) -> dict[str, Any]:
         """Stage 2 of one candidate; returns its record and saves its fusion weights."""
         start = time.perf_counter()
-        torch.manual_seed(job.seed)
         individual = job.individual
         train = self.features(individual.backbones, "train")
         val = self.features(individual.backbones, "val")
+        # seeded after the features: a result must not depend on whether they were cached
+        torch.manual_seed(job.seed)
         seconds = {"features": time.perf_counter() - start}
         history: list[dict[str, float]] = []
         if self.mode.search_fusion:
@@ -278,7 +315,13 @@ def build_and_install(inputs: SearchInputs) -> None:
     install(Evaluator(inputs))
 
 
-def run_fusion_job(job: FusionJob) -> tuple[str, dict[str, Any]]:
+def run_fusion_job(
+    job: FusionJob, shared: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Stage 2 of ``job`` with this process's evaluator; ``shared``: its backbones and features
+    as the driver computed them (the Ray executor), so that this worker does not."""
     if _CURRENT is None:
         raise RuntimeError("no evaluator installed in this process")
+    if shared:
+        _CURRENT.adopt(shared)
     return job.id, _CURRENT.fuse(job)

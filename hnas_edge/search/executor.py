@@ -1,8 +1,10 @@
-"""Where stage-2 candidates run. The search only calls ``Executor.map``; a distributed engine
+"""Where stage-2 candidates run. The search only calls ``Executor.run``; a distributed engine
 (Ray, Dask, a job queue) plugs in by implementing it, without touching the search code.
 
 Jobs are plain picklable values; the function they run reads its heavy context (supernets,
-datasets, LUT) from the process it runs in, built once per worker by ``initializer``.
+datasets, LUT) from the process it runs in, built once per worker by ``initializer``. Results
+come back as jobs finish, in any order: each carries its job's id, and the search checkpoints it
+at once.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -20,21 +24,32 @@ from hnas_edge.cluster import connect, import_ray
 T = TypeVar("T")
 R = TypeVar("R")
 
+# What a job shares with others, computed once by the driver: name -> how to compute it.
+Shares = Callable[[Any], Mapping[str, Callable[[], Any]]]
+
 
 class Executor(Protocol):
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-        """Results in the order of ``items``, each yielded as soon as it (and those before) are
-        done."""
+    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        """``fn(item)`` for every item; each result yielded as soon as it is done."""
         ...
 
-    def close(self) -> None: ...
+    def describe(self) -> dict[str, Any]:
+        """What ran the jobs, recorded with the results."""
+        ...
+
+    def close(self) -> None:
+        """Cancel what is outstanding and release the workers."""
+        ...
 
 
 class InProcess:
     """Runs jobs one after the other in this process (``--workers 1``)."""
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
         return (fn(item) for item in items)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "in-process"}
 
     def close(self) -> None:
         pass
@@ -50,16 +65,24 @@ class LocalPool:
     def __init__(
         self, workers: int, initializer: Callable[..., None], initargs: tuple[Any, ...]
     ) -> None:
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        self.workers = workers
+        self.threads = max(1, (os.cpu_count() or 1) // workers)
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(threads, initializer, initargs),
+            initargs=(self.threads, initializer, initargs),
         )
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-        return self._pool.map(fn, items)
+    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        pending = {self._pool.submit(fn, item) for item in items}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "processes", "workers": self.workers, "threads": self.threads}
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
@@ -80,6 +103,7 @@ class RayOptions:
     task_cpus: float = 1.0
     task_gpus: float = 0.0
     max_retries: int = 3
+    shared_objects: int = 16  # shared values kept in the object store for reuse (LRU)
     init_options: dict[str, Any] = field(default_factory=dict)  # e.g. num_cpus for a new one
 
 
@@ -89,16 +113,21 @@ class RayPool:
     Each task asks for ``options.task_cpus`` CPUs and ``task_gpus`` GPUs; a task whose worker
     dies is retried up to ``max_retries`` times by Ray. The worker context
     (``initializer(*initargs)``) travels once through Ray's object store and is built once per
-    worker process. Closing cancels what is outstanding and shuts down a Ray instance this pool
-    started.
+    worker process. What ``shares(item)`` names (a candidate's backbone features) is computed
+    here once, put in the object store once, and handed to every task that names it; the last
+    ``shared_objects`` of them stay there for later jobs. Closing cancels what is outstanding and
+    shuts down a Ray instance this pool started.
     """
 
     def __init__(
-        self, initializer: Callable[..., None], initargs: tuple[Any, ...], options: RayOptions
+        self,
+        initializer: Callable[..., None],
+        initargs: tuple[Any, ...],
+        options: RayOptions,
+        shares: Shares | None = None,
     ) -> None:
-        import uuid
-
         self.ray = import_ray()
+        self.options = options
         self._started = connect(options.address, **options.init_options)
         threads = max(1, int(options.task_cpus))
         self._context = self.ray.put((uuid.uuid4().hex, threads, initializer, initargs))
@@ -107,32 +136,102 @@ class RayPool:
             num_gpus=options.task_gpus,
             max_retries=options.max_retries,
         )(_in_ray_worker)
+        self._shares = shares
+        self._objects: OrderedDict[str, Any] = OrderedDict()
         self._outstanding: list[Any] = []
+        self.stats = {"tasks": 0, "shared_objects_put": 0, "shared_bytes_put": 0}
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-        refs = [self._task.remote(self._context, fn, item) for item in items]
-        self._outstanding = refs
-        for ref in refs:
-            yield self.ray.get(ref)
-        self._outstanding = []
+    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        # submitted one by one: the first task runs while the next one's features are computed
+        for item in items:
+            self._outstanding.append(self._submit(fn, item))
+        try:
+            while self._outstanding:
+                (done,), self._outstanding = self.ray.wait(self._outstanding, num_returns=1)
+                yield self.ray.get(done)
+        finally:
+            self.close_outstanding()
 
-    def close(self) -> None:
+    def _submit(self, fn: Callable[[T], R], item: T) -> Any:
+        named = dict(self._shares(item)) if self._shares else {}
+        refs = [self._object(name, compute) for name, compute in named.items()]
+        self.stats["tasks"] += 1
+        return self._task.remote(self._context, fn, item, tuple(named), *refs)
+
+    def _object(self, name: str, compute: Callable[[], Any]) -> Any:
+        """The object-store reference of a shared value, put there at most once while kept."""
+        if name in self._objects:
+            self._objects.move_to_end(name)
+            return self._objects[name]
+        value = compute()
+        self._objects[name] = self.ray.put(value)
+        self.stats["shared_objects_put"] += 1
+        self.stats["shared_bytes_put"] += payload_bytes(value)
+        while len(self._objects) > max(1, self.options.shared_objects):
+            self._objects.popitem(last=False)  # in-flight tasks keep their own arguments alive
+        return self._objects[name]
+
+    def describe(self) -> dict[str, Any]:
+        nodes = [n for n in self.ray.nodes() if n.get("Alive")]
+        return {
+            "kind": "ray",
+            "address": self.options.address,
+            "nodes": len(nodes),
+            "cluster_cpus": self.ray.cluster_resources().get("CPU", 0),
+            "task_cpus": self.options.task_cpus,
+            "task_gpus": self.options.task_gpus,
+            "max_retries": self.options.max_retries,
+            **self.stats,
+        }
+
+    def close_outstanding(self) -> None:
         for ref in self._outstanding:
             with contextlib.suppress(Exception):  # finished or gone: nothing to cancel
                 self.ray.cancel(ref, force=True)
         self._outstanding = []
+
+    def close(self) -> None:
+        self.close_outstanding()
+        self._objects.clear()
         if self._started:
             self.ray.shutdown()
+
+
+def payload_bytes(value: Any) -> int:
+    """Bytes of the tensors and arrays in ``value`` (modules: their parameters and buffers)."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.numel()
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, torch.nn.Module):
+        return sum(payload_bytes(t) for t in value.state_dict().values())
+    if isinstance(value, Mapping):
+        return sum(payload_bytes(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(payload_bytes(v) for v in value)
+    return 0
 
 
 _RAY_CONTEXT: str | None = None
 
 
-def _in_ray_worker(context: tuple[str, int, Callable[..., None], tuple[Any, ...]], fn, item):
-    """Build this worker's context once per search (keyed by the context's id), then run."""
+def _in_ray_worker(
+    context: tuple[str, int, Callable[..., None], tuple[Any, ...]],
+    fn: Callable[..., Any],
+    item: Any,
+    names: tuple[str, ...],
+    *shared: Any,
+) -> Any:
+    """Build this worker's context once per search (keyed by the context's id), then run.
+    Ray resolves ``shared`` (top-level references) from the object store before the call."""
     global _RAY_CONTEXT
     key, threads, initializer, initargs = context
     if key != _RAY_CONTEXT:
         _init_worker(threads, initializer, initargs)
         _RAY_CONTEXT = key
+    if names:
+        return fn(item, dict(zip(names, shared, strict=True)))
     return fn(item)

@@ -105,6 +105,7 @@ def write_results(runner: Search, state: SearchState) -> dict[str, Any]:
         "hypervolume_reference": state.reference,
         "evaluated": {"stage1": len(state.records), "stage2": len(fused)},
         "seconds": state.seconds,
+        "executor": runner.ran_on,
         "provenance": provenance(runner.config.to_dict()),
     }
     atomic_write_json(out / "front.json", result)

@@ -129,13 +129,3 @@ def test_a_lut_that_cannot_price_the_space_is_refused_before_any_work(supernets,
 def test_a_process_pool_finds_the_same_front_as_one_process(supernets, lut, finished, tmp_path):
     run(supernets, lut, tmp_path / "pool", tiny(), workers=2)
     assert front_of(tmp_path / "pool") == front_of(finished)
-
-
-def test_ray_tasks_find_the_same_front_as_one_process(
-    supernets, lut, finished, ray_address, tmp_path
-):
-    from hnas_edge.search.executor import RayOptions
-
-    ray = RayOptions(address=ray_address)
-    run(supernets, lut, tmp_path / "ray", tiny(), ray=ray)
-    assert front_of(tmp_path / "ray") == front_of(finished)
