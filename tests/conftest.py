@@ -3,12 +3,15 @@ search, export and deploy tests read one real result instead of each making thei
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -45,20 +48,44 @@ def _free_port() -> int:
 
 @contextmanager
 def ray_cluster(cpus: int = 2, resources: str = '{"device:cpu": 2}') -> Iterator[str]:
-    """Yield the address of a new head node; drivers join it with the session's token."""
+    """Yield the address of a new head node; drivers join it with the session's token.
+
+    The head runs in the foreground (``--block``) in its own process group, which is ended at
+    the end: ``ray stop`` would also stop any other Ray instance on the machine.
+    """
     ray = shutil.which("ray")
     if ray is None:
         raise RuntimeError("the ray CLI is not installed (pip install -e '.[dev]')")
     port = _free_port()
-    subprocess.run(
-        [ray, "start", "--head", f"--port={port}", f"--num-cpus={cpus}", "--num-gpus=0",
-         f"--resources={resources}", "--include-dashboard=false", "--disable-usage-stats"],
-        check=True, capture_output=True,
+    head = subprocess.Popen(
+        [ray, "start", "--head", "--block", f"--port={port}", f"--num-cpus={cpus}",
+         "--num-gpus=0", f"--resources={resources}", "--include-dashboard=false",
+         "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
+    address = f"127.0.0.1:{port}"
     try:
-        yield f"127.0.0.1:{port}"
+        _wait_for_head(ray, address, head)
+        yield address
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+
+
+def _wait_for_head(ray: str, address: str, head: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            raise RuntimeError(f"`ray start --head` exited with {head.returncode}")
+        status = subprocess.run([ray, "status", f"--address={address}"], capture_output=True)
+        if status.returncode == 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"no Ray head answered at {address} within {timeout_s:.0f} s")
 
 
 @pytest.fixture
