@@ -172,6 +172,8 @@ def search(
     )
     if executor not in ("local", "ray"):
         raise HnasError(f"--executor {executor}: use local or ray")
+    if ray_address and executor != "ray":
+        raise HnasError("--ray-address joins a Ray cluster for --executor ray; add it")
     ray = RayOptions(ray_address, task_cpus, task_gpus) if executor == "ray" else None
     if ray is not None:
         import_ray()  # one line naming the extra, before any work

@@ -277,6 +277,13 @@ def print_search(console: Console, result: dict, out: Path) -> None:
             "hypervolume per generation: " + ", ".join(f"{h['hypervolume']:.4f}" for h in hv)
         )
     seconds = result["seconds"]
+    ran_on = result.get("executor") or {}
+    if ran_on.get("kind") == "ray":
+        console.print(
+            f"stage 2 on Ray: {ran_on['tasks']} tasks on {ran_on['nodes']} node(s), "
+            f"{ran_on['shared_objects_put']} backbones shared through the object store "
+            f"({ran_on['shared_bytes_put'] / 1e6:.1f} MB)"
+        )
     console.print(
         f"stage 1 {seconds['stage1']:.0f} s, stage 2 {seconds['stage2_wall']:.0f} s; "
         f"front.json, candidates.csv, models/, pareto.png in {out}"

@@ -176,6 +176,7 @@ def test_search_refuses_bad_input_in_one_line(tmp_path):
             "--out",
             tmp_path / "o3",
         ],
+        ["--lut", full, "--ray-address", "127.0.0.1:6379", "--out", tmp_path / "o4"],  # no ray
     ]
     for args in cases:
         result = hnas("search", *map(str, args))
