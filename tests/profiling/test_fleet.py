@@ -118,6 +118,8 @@ def test_fleet_measures_the_keys_of_one_process_once_each(
     (info,) = nodes.values()
     assert info["runtime_info"]["name"] == "onnxruntime" and info["meter"] == "estimate"
     assert "runtime_info" not in saved.device  # the driver has no runtime to describe
+    shown = run("lut", "show", str(tmp_path / "fleet.json")).stdout
+    assert "meter estimate" in shown and f"measured on: {socket.gethostname()}: 16" in shown
 
 
 def test_a_killed_driver_resumes_and_loses_nothing(tmp_path, device, ray_address):
