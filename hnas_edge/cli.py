@@ -69,8 +69,14 @@ def profile(
     shard: str = typer.Option("1/1", "--shard", help="Measure part I of N of the keys."),
     limit: int = typer.Option(None, "--limit", min=1, help="Measure at most N keys (quick look)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
+    ray_address: str = typer.Option(
+        None,
+        "--ray-address",
+        help="Measure on the boards of this Ray cluster that offer device:NAME (docs/jetson.md).",
+    ),
 ) -> None:
-    """Measure the latency and energy of every part a space can need on this device."""
+    """Measure the latency and energy of every part a space can need on this device (or on a
+    fleet of such devices joined in a Ray cluster)."""
     from hnas_edge.profiling.device import DeviceProfile
     from hnas_edge.profiling.profiler import ProfileRequest, Shard, profile_with_progress
 
@@ -84,7 +90,12 @@ def profile(
         limit=limit,
         seed=seed,
     )
-    lut = profile_with_progress(request, console)
+    if ray_address is None:
+        lut = profile_with_progress(request, console)
+    else:
+        from hnas_edge.profiling.fleet import FleetSettings, profile_fleet_with_progress
+
+        lut = profile_fleet_with_progress(request, FleetSettings(ray_address), console)
     console.print(f"wrote {request.out}: {len(lut)} entries")
 
 

@@ -48,13 +48,14 @@ def _fmt_counts(counts: dict[str, int]) -> str:
 
 def print_lut_summary(console: Console, summary: LutSummary, path: Path) -> None:
     device = summary.device
-    runtime = device.get("runtime_info") or {}
     console.print(f"[bold]{path}[/]  ({summary.entries} entries, created {summary.created or '?'})")
     console.print(
         f"device {device.get('name')}  runtime {device.get('runtime')} "
-        f"{runtime.get('version', '')}  precision {device.get('precision')}  "
-        f"meter {device.get('meter')}"
+        f"{summary.runtime_version}  precision {device.get('precision')}  "
+        f"meter {summary.meter}"
     )
+    if summary.nodes:
+        console.print(f"measured on: {_fmt_counts(summary.nodes)}")
     console.print(f"origin: {_fmt_counts(summary.origins)}")
     energy = _fmt_counts(summary.energy_sources)
     if summary.energy_estimated:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,31 +111,79 @@ def measure_part(
     }
 
 
-def _new_lut(request: ProfileRequest, runtime: Runtime, energy: EnergyMeasurer) -> Lut:
+@dataclass(frozen=True)
+class HostInfo:
+    """What only the machine that measures knows: its meter, runtime, state and idle power.
+
+    The single-process profiler records its own in the LUT header; a fleet driver has no runtime
+    and records each node's as it reports (:mod:`hnas_edge.profiling.fleet`).
+    """
+
+    meter: str
+    runtime_info: dict[str, Any]
+    state: dict[str, Any]
+    idle_power_w: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Bench:
+    """The runtime and energy meter one machine measures with, built from the device profile."""
+
+    device: DeviceProfile
+    runtime: Runtime
+    energy: EnergyMeasurer
+
+    @classmethod
+    def open(cls, device: DeviceProfile) -> Bench:
+        runtime = get_runtime(device.runtime, **device.runtime_options())
+        return cls(device, runtime, EnergyMeasurer.for_device(device))
+
+    def measure(self, spec: LayerSpec, seed: int) -> dict[str, Any]:
+        return measure_part(spec, self.runtime, self.energy, self.device, seed)
+
+    def host_info(self) -> HostInfo:
+        """This machine's description (measures idle power on first use, before any part)."""
+        return HostInfo(
+            meter=self.energy.source,
+            runtime_info=self.runtime.describe(),
+            state=device_state(self.device),
+            idle_power_w=self.energy.idle_w,
+        )
+
+
+def _device_header(device: DeviceProfile, host: HostInfo | None) -> dict[str, Any]:
+    target = {"name": device.name, "runtime": device.runtime, "precision": device.precision}
+    if host is None:
+        return {**target, "profile": device.to_dict()}
+    return {
+        **target,
+        "meter": host.meter,
+        "runtime_info": host.runtime_info,
+        "profile": device.to_dict(),
+        "state": host.state,
+    }
+
+
+def new_lut(request: ProfileRequest, host: HostInfo | None) -> Lut:
+    """An empty LUT for ``request``. ``host`` describes the one machine that measures; None when
+    several do (a fleet records each node's description beside its entries instead)."""
     device = request.device
+    settings = {"batch": 1, "space": request.space, "seed": request.seed, **device.timing_dict()}
+    if host is not None:
+        settings["idle_power_w"] = host.idle_power_w
     return Lut(
-        device={
-            "name": device.name,
-            "runtime": device.runtime,
-            "precision": device.precision,
-            "meter": energy.source,
-            "runtime_info": runtime.describe(),
-            "profile": device.to_dict(),
-            "state": device_state(device),
-        },
-        settings={
-            "batch": 1,
-            "space": request.space,
-            "seed": request.seed,
-            **device.timing_dict(),
-            "idle_power_w": energy.idle_w,
-        },
+        device=_device_header(device, host),
+        settings=settings,
         provenance=provenance({"shard": str(request.shard), "limit": request.limit}),
         extra={"shard": str(request.shard)},
     )
 
 
-def _open_lut(request: ProfileRequest, runtime: Runtime, energy: EnergyMeasurer) -> Lut:
+def open_lut(request: ProfileRequest, new: Callable[[], Lut]) -> Lut:
+    """The LUT at ``request.out`` when resuming (same device only), else ``new()``."""
     out = request.out
     if out.exists() and not request.resume:
         raise HnasError(
@@ -150,7 +198,7 @@ def _open_lut(request: ProfileRequest, runtime: Runtime, energy: EnergyMeasurer)
                 "resume it with the same --device or write to another --out"
             )
         return lut
-    return _new_lut(request, runtime, energy)
+    return new()
 
 
 def pending_specs(request: ProfileRequest, lut: Lut | None = None) -> list[LayerSpec]:
@@ -160,25 +208,23 @@ def pending_specs(request: ProfileRequest, lut: Lut | None = None) -> list[Layer
     return todo[: request.limit] if request.limit is not None else todo
 
 
-def profile(
-    request: ProfileRequest,
-    on_progress: Callable[[int, int, LayerSpec], None] | None = None,
-) -> Lut:
+OnProgress = Callable[[int, int, LayerSpec], None]
+
+
+def profile(request: ProfileRequest, on_progress: OnProgress | None = None) -> Lut:
     """Measure every pending spec and checkpoint the LUT after each one."""
-    device = request.device
-    runtime = get_runtime(device.runtime, **device.runtime_options())
-    energy = EnergyMeasurer.for_device(device)
-    lut = _open_lut(request, runtime, energy)
+    bench = Bench.open(request.device)
+    lut = open_lut(request, lambda: new_lut(request, bench.host_info()))
     todo = pending_specs(request, lut)
     lut.save(request.out)
     for done, spec in enumerate(_with_progress(todo, on_progress)):
-        lut.entries[spec.key] = measure_part(spec, runtime, energy, device, request.seed + done)
+        lut.entries[spec.key] = bench.measure(spec, request.seed + done)
         lut.save(request.out)
     return lut
 
 
 def _with_progress(
-    specs: Sequence[LayerSpec], on_progress: Callable[[int, int, LayerSpec], None] | None
+    specs: Sequence[LayerSpec], on_progress: OnProgress | None
 ) -> Iterator[LayerSpec]:
     for i, spec in enumerate(specs):
         if on_progress:
@@ -186,8 +232,13 @@ def _with_progress(
         yield spec
 
 
-def profile_with_progress(request: ProfileRequest, console: Any) -> Lut:
-    """:func:`profile` with a rich progress bar (entries done, ETA, the part being measured)."""
+def profile_with_progress(
+    request: ProfileRequest,
+    console: Any,
+    run: Callable[[ProfileRequest, OnProgress], Lut] = profile,
+) -> Lut:
+    """``run`` (:func:`profile` or a fleet's) with a rich progress bar (entries done, ETA, the
+    part being measured)."""
     from hnas_edge.reporting import progress_bar
 
     with progress_bar(console, "part") as bar:
@@ -196,6 +247,6 @@ def profile_with_progress(request: ProfileRequest, console: Any) -> Lut:
         def advance(done: int, total: int, spec: LayerSpec) -> None:
             bar.update(task, completed=done, total=total, part=spec.key[:60])
 
-        lut = profile(request, advance)
+        lut = run(request, advance)
         bar.update(task, completed=bar.tasks[0].total or 0, part="done")
     return lut

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,9 @@ class LutSummary:
     cv_quantiles: dict[str, float]
     calibration: dict[str, dict[str, float]]
     created: str | None
+    runtime_version: str = ""
+    meter: str | None = None
+    nodes: dict[str, int] = field(default_factory=dict)  # entries per host of a fleet
 
 
 def _kind(key: str) -> str:
@@ -54,6 +57,23 @@ def _origin(entry: dict[str, Any]) -> str:
     kind = origin.get("kind", "measured")
     source = origin.get("source")
     return f"{kind} ({source})" if source else kind
+
+
+def _hosts(device: dict[str, Any]) -> list[dict[str, Any]]:
+    """Descriptions of the machines that measured: the header's (one machine) and each node's
+    of a fleet (:mod:`hnas_edge.profiling.fleet`)."""
+    own = [device] if "meter" in device else []
+    return own + list((device.get("nodes") or {}).values())
+
+
+def _distinct(values: Any) -> str:
+    """Distinct values joined with "/", so that a mixed fleet shows."""
+    return "/".join(dict.fromkeys(str(v) for v in values if v))
+
+
+def _per_node(lut: Lut) -> dict[str, int]:
+    nodes = ((e.get("origin") or {}).get("node") for e in lut.entries.values())
+    return dict(Counter(node["hostname"] for node in nodes if node))
 
 
 def summarize(lut: Lut) -> LutSummary:
@@ -90,4 +110,9 @@ def summarize(lut: Lut) -> LutSummary:
         ),
         calibration={k: v.to_dict() for k, v in lut.calibration.items()},
         created=lut.provenance.get("created"),
+        runtime_version=_distinct(
+            (h.get("runtime_info") or {}).get("version") for h in _hosts(lut.device)
+        ),
+        meter=_distinct(h.get("meter") for h in _hosts(lut.device)) or None,
+        nodes=_per_node(lut),
     )
