@@ -39,9 +39,12 @@ from hnas_edge.search.evaluate import (
     FusionJob,
     SearchInputs,
     build_and_install,
+    build_from_packed,
+    candidate_weights,
     config_key,
     individual_id,
     install,
+    pack_inputs,
     run_fusion_job,
 )
 from hnas_edge.search.evolution import (
@@ -55,6 +58,7 @@ from hnas_edge.search.evolution import (
 )
 from hnas_edge.search.executor import Executor, InProcess, LocalPool, RayOptions, RayPool
 from hnas_edge.space.presets import SpacePreset
+from hnas_edge.train import checkpoint
 from hnas_edge.train.checkpoint import python_rng_state, set_python_rng_state
 
 STATE_FILE = "state.json"
@@ -262,6 +266,7 @@ class Search:
         ]
         self.progress.candidates(0, len(jobs), f"stage 2, generation {generation + 1}")
         for done, (candidate, result) in enumerate(self.executor.run(run_fusion_job, jobs), 1):
+            checkpoint.save(candidate_weights(self.inputs.out, candidate), result.pop("weights"))
             self.state.records[candidate]["fusion"] = {"generation": generation, **result}
             self.state.seconds["stage2_jobs"] += result["seconds"]
             self.save()  # a killed search keeps every finished candidate
@@ -326,7 +331,8 @@ def make_executor(
     workers: int, inputs: SearchInputs, evaluator: Evaluator, ray: RayOptions | None = None
 ) -> Executor:
     if ray is not None:
-        return RayPool(build_and_install, (inputs,), ray, shares=evaluator.shares)
+        # nodes may not see this machine's files: the supernets and LUT travel with the context
+        return RayPool(build_from_packed, (inputs, pack_inputs(inputs)), ray, evaluator.shares)
     if workers < 1:
         raise HnasError(f"--workers {workers}: give at least 1")
     if workers == 1:

@@ -13,8 +13,11 @@ network, head) are saved beside the result, so that the front's models can be re
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
+import shutil
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -41,7 +44,7 @@ from hnas_edge.train import checkpoint
 from hnas_edge.train.batches import ModalityData, modality_tensors
 from hnas_edge.train.evaluation import accuracy, recalibrate_bn
 from hnas_edge.train.fused import accuracy_on_features, fit_fusion
-from hnas_edge.train.loop import load_supernets, trained_preset
+from hnas_edge.train.loop import load_supernets, supernet_files, trained_preset
 from hnas_edge.train.scorer import SubnetScorer
 
 SPLITS = ("train", "val", "test")
@@ -215,7 +218,7 @@ class Evaluator:
         return MultimodalNet(self.preset, arch, backbones)
 
     def fuse(self, job: FusionJob) -> dict[str, Any]:
-        """Stage 2 of one candidate; returns its record and saves its fusion weights."""
+        """Stage 2 of one candidate: its record, with its fusion weights under ``weights``."""
         start = time.perf_counter()
         individual = job.individual
         train = self.features(individual.backbones, "train")
@@ -256,8 +259,8 @@ class Evaluator:
             net, {i: val[i] for i in net.used}, self.labels["val"], self.task
         )
         cost = predict(self.lut, arch_parts(self.preset, arch, self.accounting))
-        checkpoint.save(candidate_weights(self.inputs.out, job.id), fusion_state(net))
         return {
+            "weights": fusion_state(net),  # the caller saves them: workers may be elsewhere
             "architecture": arch.to_dict(),
             "val_acc": val_acc,
             **cost_record(cost),
@@ -313,6 +316,26 @@ def install(evaluator: Evaluator) -> None:
 def build_and_install(inputs: SearchInputs) -> None:
     """Worker initializer: each process builds its own evaluator once."""
     install(Evaluator(inputs))
+
+
+def pack_inputs(inputs: SearchInputs) -> dict[str, bytes]:
+    """The files an evaluator reads (supernets, LUT), for workers on machines without them.
+    An on-disk dataset (``data_dir``) is not packed: it must be at the same path there."""
+    root = inputs.supernets
+    files = {f"supernets/{p.relative_to(root)}": p for p in supernet_files(root)}
+    files["lut.json"] = inputs.lut
+    return {name: path.read_bytes() for name, path in files.items()}
+
+
+def build_from_packed(inputs: SearchInputs, files: Mapping[str, bytes]) -> None:
+    """Worker initializer for other machines: unpack the files into a private folder of this
+    process, then build the evaluator from there."""
+    folder = Path(tempfile.mkdtemp(prefix="hnas-worker-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    install(Evaluator(replace(inputs, supernets=folder / "supernets", lut=folder / "lut.json")))
 
 
 def run_fusion_job(

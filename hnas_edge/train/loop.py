@@ -209,6 +209,13 @@ def trained_preset(out: Path) -> SpacePreset:
         ) from None
 
 
+def supernet_files(out: Path) -> list[Path]:
+    """What :func:`load_supernets` reads (to ship to a machine without ``out``)."""
+    return [out / "train.json"] + [
+        out / modality / "supernet.pt" for modality in trained_preset(out).modalities
+    ]
+
+
 def load_supernets(out: Path) -> dict[str, nn.Module]:
     """The trained network of every modality (in eval mode), rebuilt from the recorded preset."""
     preset = trained_preset(out)

@@ -128,3 +128,23 @@ def test_stage_2_on_shared_backbones_equals_stage_2_computing_its_own(supernets,
     on_its_own = Evaluator(inputs).fuse(job)
     for field in ("architecture", "val_acc", "latency_ms", "energy_mj"):
         assert on_shared[field] == on_its_own[field]
+
+
+def test_workers_on_other_machines_get_the_supernets_and_lut_with_their_context(
+    supernets, lut, tmp_path, monkeypatch
+):
+    from hnas_edge.search import evaluate
+
+    monkeypatch.setattr(evaluate, "_CURRENT", None)
+    inputs = SearchInputs(supernets, "avdigits", None, lut, tiny(), tmp_path)
+    files = evaluate.pack_inputs(inputs)
+    modalities = Evaluator(inputs).preset.modalities
+    assert set(files) == {"lut.json", "supernets/train.json"} | {
+        f"supernets/{m}/supernet.pt" for m in modalities
+    }
+    evaluate.build_from_packed(inputs, files)
+    worker = evaluate._CURRENT
+    assert supernets not in worker.inputs.supernets.parents and worker.inputs.lut != lut
+    config = worker.fixed_config(modalities[0])
+    here = Evaluator(inputs).backbone_score(modalities[0], config)
+    assert worker.backbone_score(modalities[0], config) == here
