@@ -153,7 +153,12 @@ def search(
     seed: int = typer.Option(0, "--seed", help="Seed of the whole search."),
     workers: int = typer.Option(1, "--workers", help="Processes for stage-2 candidates."),
     executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
-    ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster to join."),
+    ray_address: str = typer.Option(
+        None,
+        "--ray-address",
+        help="Ray cluster to join: HOST:PORT, or auto for the one started on this machine "
+        "(default: a new local Ray instance).",
+    ),
     task_cpus: float = typer.Option(1.0, "--task-cpus", help="CPUs per Ray task."),
     task_gpus: float = typer.Option(0.0, "--task-gpus", help="GPUs per Ray task."),
     threads: int = typer.Option(None, "--threads", help="CPU threads for torch in this process."),
@@ -185,7 +190,7 @@ def search(
         raise HnasError(f"--executor {executor}: use local or ray")
     if ray_address and executor != "ray":
         raise HnasError("--ray-address joins a Ray cluster for --executor ray; add it")
-    ray = RayOptions(ray_address, task_cpus, task_gpus) if executor == "ray" else None
+    ray = RayOptions(ray_address or "local", task_cpus, task_gpus) if executor == "ray" else None
     if ray is not None:
         import_ray()  # one line naming the extra, before any work
     check_lut(lut, dataset, accounting)  # before training supernets for nothing
@@ -420,8 +425,16 @@ def main() -> None:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("interrupted; finished work is saved, rerun with --resume to go on")
-        sys.exit(130)
+        _interrupted()
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C into a silent exit 130
+            _interrupted()
+        raise
+
+
+def _interrupted() -> None:
+    err_console.print("interrupted; finished work is saved, rerun with --resume to go on")
+    sys.exit(130)
 
 
 if __name__ == "__main__":

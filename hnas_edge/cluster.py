@@ -26,9 +26,10 @@ def import_ray(purpose: str = "--executor ray") -> Any:
     return ray
 
 
-def connect(address: str | None, purpose: str = "--executor ray", **init_options: Any) -> bool:
-    """Join the cluster at ``address`` (None: a new local instance, or the one this process is
-    already in). True when this call started Ray here, so the caller shuts it down."""
+def connect(address: str, purpose: str = "--executor ray", **init_options: Any) -> bool:
+    """Join the cluster at ``address`` (HOST:PORT; "auto": the one started on this machine;
+    "local": a new local instance), unless this process is in one already. True when this call
+    connected, so the caller disconnects (and a local instance stops)."""
     ray = import_ray(purpose)
     if ray.is_initialized():
         return False
@@ -43,7 +44,7 @@ def connect(address: str | None, purpose: str = "--executor ray", **init_options
     except (ConnectionError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HnasError(
-            f"cannot join the Ray cluster at {address or 'this machine'}: {first[:200]}; check "
+            f"cannot join the Ray cluster at {address}: {first[:200]}; check "
             f"the address (`ray status` on the head prints it) — {AUTH_HINT}"
         ) from None
     return True

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,10 +58,13 @@ def ray_cluster(cpus: int = 2, resources: str = '{"device:cpu": 2}') -> Iterator
     if ray is None:
         raise RuntimeError("the ray CLI is not installed (pip install -e '.[dev]')")
     port = _free_port()
+    # its own temp dir: the machine's /tmp/ray/ray_current_cluster is not pointed at this head,
+    # so no later `ray.init()` on this machine tries to join it once it is gone
+    temp = tempfile.mkdtemp(prefix="hnas-ray-", dir="/tmp")  # short: Ray's sockets live there
     head = subprocess.Popen(
         [ray, "start", "--head", "--block", f"--port={port}", f"--num-cpus={cpus}",
          "--num-gpus=0", f"--resources={resources}", "--include-dashboard=false",
-         "--disable-usage-stats"],
+         "--disable-usage-stats", f"--temp-dir={temp}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     address = f"127.0.0.1:{port}"
@@ -74,6 +78,7 @@ def ray_cluster(cpus: int = 2, resources: str = '{"device:cpu": 2}') -> Iterator
             head.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _wait_for_head(ray: str, address: str, head: subprocess.Popen, timeout_s: float = 60) -> None:

@@ -99,7 +99,7 @@ def _init_worker(threads: int, initializer: Callable[..., None], initargs: tuple
 class RayOptions:
     """``--executor ray``: where and with what each stage-2 task runs."""
 
-    address: str | None = None  # None: an existing local instance, else a new one
+    address: str = "local"  # a new local instance; "auto": the one started on this machine
     task_cpus: float = 1.0
     task_gpus: float = 0.0
     max_retries: int = 3

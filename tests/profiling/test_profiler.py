@@ -103,6 +103,19 @@ def test_killed_mid_run_then_resumed_loses_and_repeats_nothing(tmp_path, device)
         assert final.entries[key] == entry  # what was measured before the kill is kept as is
 
 
+def test_ctrl_c_says_how_to_go_on_and_keeps_what_was_measured(tmp_path, device):
+    out = tmp_path / "lut.json"
+    process = hnas("profile", "--device", device, "--out", str(out))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.exists() and Lut.load(out).entries):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "rerun with --resume" in err and "Traceback" not in err
+    assert Lut.load(out).entries
+
+
 def test_resume_refuses_a_lut_of_another_device(tmp_path, device):
     out = tmp_path / "lut.json"
     Lut(device={"name": "agx", "runtime": "tensorrt", "precision": "fp16"}).save(out)
