@@ -8,17 +8,15 @@ product code.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
-import time
 from pathlib import Path
 
 import pytest
 import tomllib
 from fleet_hooks import DIE_ONCE, MEASURED
-from test_profiler import FAST_DEVICE, hnas, run, space_keys
+from test_profiler import FAST_DEVICE, hnas, run, space_keys, wait_for_entries
 
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling import profiler
@@ -126,11 +124,7 @@ def test_a_killed_driver_resumes_and_loses_nothing(tmp_path, device, ray_address
     out = tmp_path / "lut.json"
     fleet = ("--device", device, "--out", str(out), "--ray-address", ray_address)
     process = hnas("profile", *fleet)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if out.exists() and len(json.loads(out.read_text())["entries"]) >= 5:
-            break
-        time.sleep(0.05)
+    wait_for_entries(out, 5)
     process.send_signal(signal.SIGKILL)
     process.wait()
     partial = Lut.load(out)

@@ -54,6 +54,16 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(args, process.returncode, out, err)
 
 
+def wait_for_entries(out, n: int, timeout_s: float = 180) -> None:
+    """Until a profile being written to ``out`` holds ``n`` entries (it is saved atomically)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if out.exists() and len(json.loads(out.read_text())["entries"]) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{out} did not reach {n} entries in {timeout_s:.0f} s")
+
+
 def space_keys() -> set[str]:
     return {spec.key for spec in get_preset("avmnist").all_specs()}
 
@@ -84,11 +94,7 @@ def test_two_shards_merged_equal_one_unsharded_run(tmp_path, device):
 def test_killed_mid_run_then_resumed_loses_and_repeats_nothing(tmp_path, device):
     out = tmp_path / "lut.json"
     process = hnas("profile", "--device", device, "--out", str(out))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if out.exists() and len(json.loads(out.read_text())["entries"]) >= 5:
-            break
-        time.sleep(0.05)
+    wait_for_entries(out, 5)
     process.send_signal(signal.SIGKILL)
     process.wait()
     partial = Lut.load(out)  # valid JSON with valid entries, even right after SIGKILL
@@ -106,9 +112,7 @@ def test_killed_mid_run_then_resumed_loses_and_repeats_nothing(tmp_path, device)
 def test_ctrl_c_says_how_to_go_on_and_keeps_what_was_measured(tmp_path, device):
     out = tmp_path / "lut.json"
     process = hnas("profile", "--device", device, "--out", str(out))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (out.exists() and Lut.load(out).entries):
-        time.sleep(0.05)
+    wait_for_entries(out, 1)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130
