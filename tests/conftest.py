@@ -11,10 +11,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
@@ -54,7 +56,8 @@ def ray_cluster(cpus: int = 2, resources: str = '{"device:cpu": 2}') -> Iterator
     The head runs in the foreground (``--block``) in its own process group, which is ended at
     the end: ``ray stop`` would also stop any other Ray instance on the machine.
     """
-    ray = shutil.which("ray")
+    beside = Path(sys.executable).with_name("ray")  # this interpreter's, activated or not
+    ray = str(beside) if beside.exists() else shutil.which("ray")
     if ray is None:
         raise RuntimeError("the ray CLI is not installed (pip install -e '.[dev]')")
     port = _free_port()
