@@ -8,7 +8,9 @@ Stage 2 of one candidate (:meth:`Evaluator.fuse`): extract its backbones (batch 
 recalibrated), compute every fusion candidate feature once, run DARTS over the relaxed fusion
 network on those cached features, derive the genotype, fine-tune the discrete fusion network
 briefly, score it on validation and price it with the LUT. Its fusion weights (adapters, fusion
-network, head) are saved beside the result, so that the front's models can be rebuilt exactly.
+network, head) come back with the result and the search saves them beside it, so that the
+front's models can be rebuilt exactly. A worker may take a backbone and its features from the
+driver (:meth:`Evaluator.adopt`) instead of computing them; the result is the same.
 """
 
 from __future__ import annotations
@@ -156,7 +158,8 @@ class Evaluator:
         if key not in self._modules:
             net = self.supernets[modality]
             if isinstance(net, OFASupernet):
-                with torch.random.fork_rng(devices=[]):  # its train-mode pass draws dropout
+                # its train-mode pass draws from the global RNG (dropout): keep that out of it
+                with torch.random.fork_rng(devices=[]):
                     net.set_active(config)
                     x = self.tensors(modality, "train")
                     recalibrate_bn(net, x, 64, self.config.bn_batches)
