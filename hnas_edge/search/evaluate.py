@@ -158,12 +158,12 @@ class Evaluator:
         if key not in self._modules:
             net = self.supernets[modality]
             if isinstance(net, OFASupernet):
-                # its train-mode pass draws from the global RNG (dropout): keep that out of it
+                net.set_active(config)
+                recalibrate_bn(net, self.tensors(modality, "train"), 64, self.config.bn_batches)
+                # building the static net initialises its layers from the global RNG before the
+                # weights are copied in: keep that draw out of the candidates' seeded streams
                 with torch.random.fork_rng(devices=[]):
-                    net.set_active(config)
-                    x = self.tensors(modality, "train")
-                    recalibrate_bn(net, x, 64, self.config.bn_batches)
-                net = net.extract(config)
+                    net = net.extract(config)
             self._modules[key] = net.eval()
             _trim(self._modules, self._cache_size)
         return self._modules[key]
