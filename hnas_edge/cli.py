@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hnas_edge import __version__
 from hnas_edge.errors import HnasError
@@ -422,7 +423,9 @@ def main() -> None:
     try:
         app()
     except HnasError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escaped: a message names things like "hnas-edge[gpu]", which rich would eat as markup
+        line = escape(str(exc))
+        err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         _interrupted()

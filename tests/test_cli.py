@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from hnas_edge import __version__
@@ -183,3 +184,17 @@ def test_search_refuses_bad_input_in_one_line(tmp_path):
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_error_line_is_printed_verbatim_brackets_and_all(monkeypatch, capsys):
+    from hnas_edge import cli
+    from hnas_edge.errors import MissingLibraryError
+
+    def app():
+        raise MissingLibraryError("nvidia-ml-py", 'pip install "hnas-edge[gpu]"', "nvml")
+
+    monkeypatch.setattr(cli, "app", app)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 2
+    assert 'pip install "hnas-edge[gpu]"' in capsys.readouterr().err
