@@ -297,10 +297,12 @@ def _relative(error: float | None) -> str:
 
 def print_bench(console: Console, report: Any, device: str) -> None:
     energy = (
-        "-" if report.energy_mj is None else f"{report.energy_mj:.4f} mJ ({report.energy_source})"
+        f"- ({report.energy_source})"
+        if report.energy_mj is None
+        else f"{report.energy_mj:.4f} mJ ({report.energy_source})"
     )
     console.print(
-        f"{device}: latency median {report.latency_median_ms:.4f} ms, p90 "
+        f"{device} ({report.runtime}): latency median {report.latency_median_ms:.4f} ms, p90 "
         f"{report.latency_p90_ms:.4f} ms over {report.iterations} runs; energy {energy}"
     )
     if report.predicted_latency_ms is not None:

@@ -103,6 +103,7 @@ def example_inputs(sidecar: dict[str, Any], seed: int = 0) -> Arrays:
 
 @dataclass(frozen=True)
 class BenchReport:
+    runtime: str
     latency_median_ms: float
     latency_p90_ms: float
     iterations: int
@@ -145,13 +146,18 @@ def bench(deployed: Deployed, device: DeviceProfile, iterations: int) -> BenchRe
     settings = replace(device.timing, min_iters=iterations)
     timing = deployed.runtime.time(inputs, settings)
     latency = float(timing.stats.median)
-    measurer = EnergyMeasurer.for_device(device)
-    try:
-        reading = measurer.of_runtime(deployed.runtime, inputs, latency)
-    finally:
-        measurer.close()
+    runtime = deployed.runtime.name
+    if runtime == device.runtime:
+        measurer = EnergyMeasurer.for_device(device)
+        try:
+            reading = measurer.of_runtime(deployed.runtime, inputs, latency)
+        finally:
+            measurer.close()
+    else:  # e.g. an .onnx under the gpu profile runs on onnxruntime's CPU provider
+        reading = {"source": f"not measured: ran on {runtime}, not the profile's {device.runtime}"}
     predicted = deployed.sidecar.get("predicted", {})
     return BenchReport(
+        runtime=runtime,
         latency_median_ms=latency,
         latency_p90_ms=float(timing.stats.p90),
         iterations=timing.stats.n,
@@ -168,7 +174,7 @@ def evaluate_split(
 ) -> dict[str, Any]:
     """Accuracy on a split (its first ``limit`` samples) of the dataset the model was searched
     on."""
-    from hnas_edge.data import load_dataset
+    from hnas_edge.data import load_dataset, metrics
     from hnas_edge.train.batches import modality_tensors
 
     side = deployed.sidecar
@@ -184,7 +190,7 @@ def evaluate_split(
     )
     targets = next(iter(tensors.values()))[1].numpy()
     if side["output"]["task"] == "multiclass":
-        accuracy = float((logits.argmax(1) == targets).mean())
+        accuracy = metrics.accuracy(targets, logits.argmax(1))
     else:
         accuracy = float(((logits > 0) == (targets > 0.5)).mean())
     return {

@@ -93,9 +93,24 @@ def test_a_bench_reports_latency_energy_and_the_prediction(exported, model):
     finally:
         deployed.close()
     assert 0 < report.latency_median_ms <= report.latency_p90_ms
-    assert report.iterations >= 20
+    assert report.iterations >= 20 and report.runtime == "onnxruntime"
+    assert report.energy_mj is not None and report.energy_source in ("rapl", "estimate")
     assert report.predicted_latency_ms == model["latency_ms"]
     assert report.latency_error == pytest.approx(report.latency_median_ms / model["latency_ms"] - 1)
+
+
+def test_energy_is_not_metered_when_the_model_runs_off_the_profiles_runtime(exported):
+    """An .onnx under a profile that times torch modules (the gpu profile) runs on onnxruntime:
+    the profile's meter would price another processor's run, so no energy is claimed."""
+    torch_profile = DeviceProfile.from_dict({**CPU.to_dict(), "runtime": "torch"}, "torch-cpu")
+    deployed = open_artifact(exported["onnx"].path, torch_profile)
+    try:
+        report = bench(deployed, torch_profile, 5)
+    finally:
+        deployed.close()
+    assert report.runtime == "onnxruntime" and report.latency_median_ms > 0
+    assert report.energy_mj is None and report.energy_error is None
+    assert report.energy_source.startswith("not measured: ran on onnxruntime")
 
 
 def test_predictions_for_an_npz_of_modality_arrays(exported, tmp_path):
