@@ -154,6 +154,10 @@ def _singles(inputs: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
     return [{m: x[i : i + 1] for m, x in inputs.items()} for i in range(n)]
 
 
+def _numpy(batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {m: x.numpy() for m, x in batch.items()}
+
+
 def _write_ort(onnx_path: Path, target: Path) -> Path:
     """onnxruntime's offline optimisation for CPU, saved in its ORT format (the name decides).
 
@@ -178,15 +182,19 @@ def _export_plan(
     compared with onnxruntime on the same samples one by one."""
     from hnas_edge.export.tensorrt import build_plan, run_plan
 
-    singles = [{m: x.numpy() for m, x in one.items()} for one in _singles(inputs)]
-    train = sample_inputs(model, CALIBRATION_SAMPLES, split="train")
-    calibration = [{m: x.numpy() for m, x in one.items()} for one in _singles(train)]
+    singles = _singles(inputs)
+    arrays = [_numpy(one) for one in singles]
+    calibration = []
+    if precision == "int8":
+        train = sample_inputs(model, CALIBRATION_SAMPLES, split="train")
+        calibration = [_numpy(one) for one in _singles(train)]
     with tempfile.TemporaryDirectory(prefix="hnas-plan-") as tmp:
-        onnx_path = export_onnx(model.net, _singles(inputs)[0], Path(tmp) / "model.onnx")
+        onnx_path = export_onnx(model.net, singles[0], Path(tmp) / "model.onnx")
         plan = build_plan(onnx_path, precision, calibration, out.with_suffix(".cache"))
+        outputs = run_plan(plan, arrays)
         diff = max(
-            float(np.max(np.abs(run_plan(plan, one)[0] - run_onnx(onnx_path, one)[0])))
-            for one in singles
+            float(np.max(np.abs(got[0] - run_onnx(onnx_path, one)[0])))
+            for got, one in zip(outputs, arrays, strict=True)
         )
         atomic_write_bytes(out, plan)
     report = {"against": "onnxruntime", "max_abs_diff": diff, "precision": precision}

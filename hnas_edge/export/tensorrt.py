@@ -74,12 +74,13 @@ def build_plan(
         runtime.close()
 
 
-def run_plan(plan: bytes, inputs: Batch) -> list[np.ndarray]:
+def run_plan(plan: bytes, batches: Sequence[Batch]) -> list[list[np.ndarray]]:
+    """The plan's outputs for each batch (the engine deserialised once for all of them)."""
     from hnas_edge.profiling.runtimes.tensorrt import TensorRTRuntime
 
     runtime = TensorRTRuntime()
     try:
         runtime.load_plan(plan)
-        return runtime.run(inputs)
+        return [runtime.run(batch) for batch in batches]
     finally:
         runtime.close()
