@@ -160,10 +160,7 @@ class Evaluator:
             if isinstance(net, OFASupernet):
                 net.set_active(config)
                 recalibrate_bn(net, self.tensors(modality, "train"), 64, self.config.bn_batches)
-                # building the static net initialises its layers from the global RNG before the
-                # weights are copied in: keep that draw out of the candidates' seeded streams
-                with torch.random.fork_rng(devices=[]):
-                    net = net.extract(config)
+                net = net.extract(config)
             self._modules[key] = net.eval()
             _trim(self._modules, self._cache_size)
         return self._modules[key]

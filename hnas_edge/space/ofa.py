@@ -336,13 +336,18 @@ class OFASupernet(_Backbone):
 
     @torch.no_grad()
     def extract(self, config: Mapping[str, Any] | None = None) -> StaticBackbone:
-        """The static subnet ``config`` (default: the active one) with its own copied weights."""
+        """The static subnet ``config`` (default: the active one) with its own copied weights.
+
+        The static blocks are built (their discarded initialisation drawn) under a forked RNG,
+        so extracting never shifts a caller's seeded random stream.
+        """
         config = self.space.validate_config(config if config is not None else self.active)
         blocks = []
-        for s, p, kernel, expand in self.space.active_blocks(config):
-            slot = sum(st.max_depth for st in self.space.stages[:s]) + p
-            in_shape = self.space.block_spec(s, p, kernel, expand).in_shape
-            blocks.append(self.blocks[slot].export(in_shape, kernel, expand))
+        with torch.random.fork_rng(devices=[]):
+            for s, p, kernel, expand in self.space.active_blocks(config):
+                slot = sum(st.max_depth for st in self.space.stages[:s]) + p
+                in_shape = self.space.block_spec(s, p, kernel, expand).in_shape
+                blocks.append(self.blocks[slot].export(in_shape, kernel, expand))
         return StaticBackbone(
             self.space,
             config,

@@ -72,6 +72,18 @@ def test_extracted_subnet_owns_its_weights():
     assert torch.equal(subnet(x), before)
 
 
+def test_extracting_a_subnet_leaves_the_global_random_stream_where_it_was():
+    """Callers seed their own work (a stage-2 candidate); whether a backbone had to be extracted
+    first must not change what they draw."""
+    space = get_preset("avmnist").backbone("image")
+    net = OFASupernet(space)
+    torch.manual_seed(0)
+    net.extract(space.max_config())
+    after_extracting = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(3), after_extracting)
+
+
 def test_kernel_transform_changes_small_kernels_only():
     block = DynamicMBConv(16, 16, 1, False, "relu", (3, 5, 7), (3, 4, 6))
     full = block.depthwise_filter(7, 48).clone()
