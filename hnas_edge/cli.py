@@ -139,14 +139,32 @@ def search(
     mutation: float = typer.Option(0.4, "--mutation", help="Probability of re-drawing a gene."),
     crossover: float = typer.Option(0.8, "--crossover", help="Probability of crossover."),
     mode: str = typer.Option("sb-sf-hw", "--mode", help="fb-ff, fb-sf, sb-sf or sb-sf-hw."),
-    darts_epochs: int = typer.Option(3, "--darts-epochs", help="DARTS epochs per candidate."),
-    lr_weights: float = typer.Option(1e-3, "--lr-weights", help="DARTS weight learning rate."),
-    lr_arch: float = typer.Option(3e-3, "--lr-arch", help="DARTS α/β/γ learning rate."),
+    budget: str = typer.Option(
+        "small",
+        "--budget",
+        help="Stage-2 training per candidate: small (3 DARTS epochs, flat rate) or paper "
+        "(25 epochs, cosine 1e-4 → 1e-6, 10 fine-tune epochs); the flags below override it.",
+    ),
+    darts_epochs: int = typer.Option(None, "--darts-epochs", help="DARTS epochs per candidate."),
+    lr_weights: float = typer.Option(None, "--lr-weights", help="DARTS weight learning rate."),
+    lr_arch: float = typer.Option(None, "--lr-arch", help="DARTS α/β/γ learning rate."),
     a: float = typer.Option(1.0, "--a", help="Exponent of the task loss."),
     b: float = typer.Option(1.0, "--b", help="Exponent of the latency loss (0: off)."),
     c: float = typer.Option(1.0, "--c", help="Exponent of the energy loss (0: off)."),
+    hw_weight: float = typer.Option(
+        None,
+        "--hw-weight",
+        help="λ: weight of the normalised hardware loss against the task loss (0: off; "
+        "default 0.1, docs/internals.md says why).",
+    ),
+    operators: str = typer.Option(
+        None,
+        "--operators",
+        help="Comma-separated fusion operators DARTS chooses among (default: Table 2 without "
+        "SE2, the mirror of SE1).",
+    ),
     finetune_epochs: int = typer.Option(
-        3, "--finetune-epochs", help="Fine-tuning epochs of the derived fusion network."
+        None, "--finetune-epochs", help="Fine-tuning epochs of the derived fusion network."
     ),
     accounting: str = typer.Option(
         None, "--accounting", help="ours or paper (default: paper for imported tables)."
@@ -167,9 +185,11 @@ def search(
     out: Path = typer.Option(..., "--out", help="Folder for the front, models, plots."),
 ) -> None:
     """Two-tier search: evolution over backbones, DARTS over fusion, costs from the LUT."""
+    from dataclasses import replace
+
     from hnas_edge.cluster import import_ray
     from hnas_edge.reporting import print_search
-    from hnas_edge.search.config import SearchConfig
+    from hnas_edge.search.config import SearchConfig, get_budget
     from hnas_edge.search.darts import DartsConfig
     from hnas_edge.search.evaluate import SearchInputs
     from hnas_edge.search.evolution import EvolutionConfig
@@ -178,13 +198,20 @@ def search(
     from hnas_edge.train.loop import set_threads
 
     set_threads(threads)
+    plan = get_budget(budget)
+    given = {
+        "epochs": darts_epochs,
+        "lr_weights": lr_weights,
+        "lr_arch": lr_arch,
+        "hw_weight": hw_weight,
+        "operators": tuple(op.strip() for op in operators.split(",")) if operators else None,
+    }
+    darts = plan.apply(DartsConfig(a=a, b=b, c=c, seed=seed))
     config = SearchConfig(
         evolution=EvolutionConfig(population, generations, quartile, mutation, crossover, seed),
-        darts=DartsConfig(
-            epochs=darts_epochs, lr_weights=lr_weights, lr_arch=lr_arch, a=a, b=b, c=c, seed=seed
-        ),
+        darts=replace(darts, **{k: v for k, v in given.items() if v is not None}),
         mode=mode,
-        finetune_epochs=finetune_epochs,
+        finetune_epochs=plan.finetune_epochs if finetune_epochs is None else finetune_epochs,
         accounting=accounting,
     )
     if executor not in ("local", "ray"):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from hnas_edge.errors import ConfigError
@@ -41,6 +42,44 @@ def get_mode(name: str) -> Mode:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """How long stage 2 trains each candidate: DARTS epochs and rates, fine-tune epochs."""
+
+    name: str
+    darts_epochs: int
+    lr_weights: float
+    lr_weights_min: float | None  # cosine annealing to it; None: a flat rate
+    lr_arch: float
+    finetune_epochs: int
+
+    def apply(self, darts: DartsConfig) -> DartsConfig:
+        return replace(
+            darts,
+            epochs=self.darts_epochs,
+            lr_weights=self.lr_weights,
+            lr_weights_min=self.lr_weights_min,
+            lr_arch=self.lr_arch,
+        )
+
+
+BUDGETS = {
+    # minutes per search on a laptop CPU: a few epochs at a flat, larger rate
+    "small": Budget("small", 3, 1e-3, None, 3e-3, 3),
+    # the paper's §4.1.3: 25 DARTS epochs, Adam, cosine annealing of the rate from 1e-4 to 1e-6;
+    # α/β/γ at the authors' 3e-4; the paper reports no fine-tune (its code reports the best test
+    # epoch of the supernet instead), ours trains the derived network on train for 10 epochs
+    "paper": Budget("paper", 25, 1e-4, 1e-6, 3e-4, 10),
+}
+
+
+def get_budget(name: str) -> Budget:
+    try:
+        return BUDGETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown --budget {name!r}; use one of {', '.join(BUDGETS)}") from None
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """Everything that decides the result of a search (recorded in every output file)."""
 
@@ -70,12 +109,13 @@ class SearchConfig:
         return get_mode(self.mode)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON types (tuples as lists), so a config read back from a file compares equal."""
+        return json.loads(json.dumps(asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
         return cls(
             evolution=EvolutionConfig(**data["evolution"]),
-            darts=DartsConfig(**data["darts"]),
+            darts=DartsConfig(**{**data["darts"], "operators": tuple(data["darts"]["operators"])}),
             **{k: v for k, v in data.items() if k not in ("evolution", "darts")},
         )

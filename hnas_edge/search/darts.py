@@ -5,27 +5,53 @@ Backbones are frozen, so their candidate features are computed once (``cached``)
 adapters, the relaxed fusion network and the head train. Weights learn on the training split;
 architecture parameters on the validation split, with
 
-    L = L_task^a + L_lat^b + L_energy^c,
+    L = L_task^a + λ · (L̂_lat^b + L̂_energy^c),
 
-where L_lat and L_energy are the γ-expected costs of the fusion operators from the LUT, divided by
-the cost of the cheapest all-``Sum`` network so that milliseconds and millijoules are on the
-scale of a loss. An exponent of 0 turns its term off (a constant carries no gradient).
+    L̂_m = 1/(C·D) · Σ_p Σ_d Σ_f softmax(γ_p[d])_f · ĉ_m(f),
+    ĉ_m(f) = (m(f) − min m) / (max m − min m),
+
+where m(f) is operator f's latency (or energy) from the LUT and min/max run over the operators
+searched. So each node's operator costs lie in [0, 1] whatever the device (the cheapest operator
+0, the dearest 1), L̂ is their γ-expected mean over the nodes (in [0, 1] for any C × D: the same
+authors' code min-max normalises the summed cost between C·D·min and C·D·max, which is the same
+number), and λ (``hw_weight``, ``--hw-weight``) sets on purpose how much a whole step from the
+cheapest to the dearest operator weighs against the task loss. Eq. (11) leaves the scale open;
+dividing by the all-``Sum`` cost (our earlier choice) made the hardware gradient on γ 48–111× the
+task gradient at initialisation on the paper's own TX2 table, and the search derived ``Sum``
+everywhere whatever the task needed. The default λ was chosen by measurement
+(docs/internals.md, "Stage 2's hardware loss"). An exponent of 0 or λ = 0 turns a term off.
+
+An estimated energy (latency × nominal power, no meter) is left out of the loss: normalised, it
+is the latency term again and would only double its weight.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from hnas_edge.errors import ConfigError
 from hnas_edge.profiling.lut import Lut
-from hnas_edge.space.fusion import FeatureAdapter, Genotype, RelaxedFusionNetwork, expected_cost
+from hnas_edge.space.fusion import (
+    SEARCHED_OPS,
+    FeatureAdapter,
+    Genotype,
+    RelaxedFusionNetwork,
+    check_operators,
+    expected_cost,
+    operator_costs,
+)
 from hnas_edge.space.mmnn import candidates
 from hnas_edge.space.presets import SpacePreset
 from hnas_edge.space.specs import FUSION_OPS, FusionOpSpec
 from hnas_edge.train.sandwich import task_loss
+
+#: λ, the weight of the normalised hardware terms (see the module docstring for how it was chosen).
+DEFAULT_HW_WEIGHT = 0.1
 
 
 @dataclass(frozen=True)
@@ -33,16 +59,44 @@ class DartsConfig:
     epochs: int = 3
     batch_size: int = 64
     lr_weights: float = 1e-3
+    lr_weights_min: float | None = None  # cosine annealing of the weights' rate to it; None: flat
     lr_arch: float = 3e-3
     a: float = 1.0  # exponent of the task loss
     b: float = 1.0  # exponent of the latency loss (0: off)
     c: float = 1.0  # exponent of the energy loss (0: off)
+    hw_weight: float = DEFAULT_HW_WEIGHT  # λ (0: off)
+    operators: tuple[str, ...] = SEARCHED_OPS
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "operators", check_operators(self.operators))
+        numbers = {
+            "--hw-weight": self.hw_weight,
+            "--a": self.a,
+            "--b": self.b,
+            "--c": self.c,
+            "--lr-weights": self.lr_weights,
+            "--lr-arch": self.lr_arch,
+        }
+        for flag, value in numbers.items():
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{flag} {value}: give a finite number ≥ 0")
+        if self.lr_weights_min is not None and not 0 <= self.lr_weights_min <= self.lr_weights:
+            raise ConfigError(
+                f"minimum weight learning rate {self.lr_weights_min}: give one in "
+                f"[0, {self.lr_weights}]"
+            )
+
+    @property
+    def hardware(self) -> bool:
+        """Whether the architecture step sees any hardware term."""
+        return self.hw_weight > 0 and (self.b > 0 or self.c > 0)
 
 
 @dataclass(frozen=True)
 class OperatorCosts:
-    """Latency (ms) and energy (mJ) of each fusion operator at the preset's (C, L)."""
+    """Latency (ms) and energy (mJ) of each fusion operator at the preset's (C, L); energy None
+    where the LUT has none, or only an estimate (see the module docstring)."""
 
     latency: Mapping[str, float]
     energy: Mapping[str, float] | None
@@ -52,20 +106,40 @@ class OperatorCosts:
         keys = {op: FusionOpSpec(op, C, L).key for op in FUSION_OPS}
         latency = {op: lut.latency_ms(key) for op, key in keys.items()}
         energies = {op: lut.energy_mj(key) for op, key in keys.items()}
-        energy = None if any(v is None for v in energies.values()) else energies
-        return cls(latency, energy)  # type: ignore[arg-type]
+        measured = not lut.is_estimated_energy() and None not in energies.values()
+        return cls(latency, energies if measured else None)  # type: ignore[arg-type]
 
 
 class FusionSupernet(nn.Module):
     """Adapters for every candidate feature, the relaxed fusion network and the head."""
 
-    def __init__(self, preset: SpacePreset, cells: int, nodes: int) -> None:
+    def __init__(
+        self,
+        shapes: list[tuple[int, ...]],
+        n_classes: int,
+        C: int,
+        L: int,
+        cells: int,
+        nodes: int,
+        operators: tuple[str, ...] = SEARCHED_OPS,
+    ) -> None:
         super().__init__()
-        self.pool = candidates(preset)
+        self.adapters = nn.ModuleList(FeatureAdapter(shape, C, L) for shape in shapes)
+        self.relaxed = RelaxedFusionNetwork(len(shapes), cells, nodes, C, L, operators)
+        self.head = nn.Linear(C * L, n_classes)
+
+    @classmethod
+    def of(
+        cls,
+        preset: SpacePreset,
+        cells: int,
+        nodes: int,
+        operators: tuple[str, ...] = SEARCHED_OPS,
+    ) -> FusionSupernet:
+        """Over every fusion candidate feature of ``preset``'s backbones, in pool order."""
+        shapes = [c.shape for c in candidates(preset)]
         C, L = preset.fusion_C, preset.fusion_L
-        self.adapters = nn.ModuleList(FeatureAdapter(c.shape, C, L) for c in self.pool)
-        self.relaxed = RelaxedFusionNetwork(len(self.pool), cells, nodes, C, L)
-        self.head = nn.Linear(C * L, preset.n_classes)
+        return cls(shapes, preset.n_classes, C, L, cells, nodes, operators)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         adapted = [adapter(x) for adapter, x in zip(self.adapters, features, strict=True)]
@@ -82,19 +156,33 @@ class FusionSupernet(nn.Module):
         return self.relaxed.arch_parameters()
 
 
+def normalised_costs(net: RelaxedFusionNetwork, cost_of_op: Mapping[str, float]) -> torch.Tensor:
+    """ĉ(f): the searched operators' costs min–max scaled to [0, 1] (all 0 if they are equal)."""
+    costs = operator_costs(net, cost_of_op)
+    spread = costs.max() - costs.min()
+    return (costs - costs.min()) / spread if spread > 0 else torch.zeros_like(costs)
+
+
+def normalised_expected_cost(
+    net: RelaxedFusionNetwork, cost_of_op: Mapping[str, float]
+) -> torch.Tensor:
+    """L̂: the γ-expected normalised operator cost, averaged over the nodes (in [0, 1])."""
+    return (net.op_weights() * normalised_costs(net, cost_of_op)).sum(-1).mean()
+
+
 def hardware_loss(
     net: RelaxedFusionNetwork, costs: OperatorCosts, config: DartsConfig
 ) -> torch.Tensor:
-    """L_lat^b + L_energy^c of eq. (11), each normalised by its all-``Sum`` cost."""
-    n_nodes = net.n_cells * net.n_nodes
+    """λ · (L̂_lat^b + L̂_energy^c); zero without a gradient when the hardware is off."""
     total = torch.zeros(())
-    terms = [(costs.latency, config.b), (costs.energy, config.c)]
-    for table, exponent in terms:
+    if not config.hardware:
+        return total
+    for table, exponent in ((costs.latency, config.b), (costs.energy, config.c)):
         if table is None or exponent == 0:
             continue
-        floor = max(table["Sum"] * n_nodes, 1e-9)
-        total = total + (expected_cost(net, table) / floor) ** exponent
-    return total
+        # L̂ is 0 when γ sits wholly on the cheapest operator: keep x**b differentiable there
+        total = total + normalised_expected_cost(net, table).clamp_min(1e-12) ** exponent
+    return config.hw_weight * total
 
 
 def architecture_loss(
@@ -114,6 +202,17 @@ def _batches(n: int, size: int, generator: torch.Generator):
         yield order[start : start + size]
 
 
+def cosine_schedule(
+    optimizer: torch.optim.Optimizer, config: DartsConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The weights' rate annealed per step from ``lr_weights`` to ``lr_weights_min``; None when
+    the rate stays flat."""
+    if config.lr_weights_min is None:
+        return None
+    total = max(1, config.epochs * steps_per_epoch)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total, config.lr_weights_min)
+
+
 def search_fusion(
     supernet: FusionSupernet,
     train: tuple[list[torch.Tensor], torch.Tensor],
@@ -128,6 +227,7 @@ def search_fusion(
     w_opt = torch.optim.Adam(supernet.weight_parameters(), lr=config.lr_weights, weight_decay=1e-4)
     a_opt = torch.optim.Adam(supernet.arch_parameters(), lr=config.lr_arch, betas=(0.5, 0.999))
     (train_x, train_y), (val_x, val_y) = train, val
+    schedule = cosine_schedule(w_opt, config, -(-len(train_y) // config.batch_size))
     history = []
     for epoch in range(config.epochs):
         supernet.train()
@@ -136,6 +236,8 @@ def search_fusion(
             w_opt.zero_grad(set_to_none=True)
             task_loss(supernet([x[index] for x in train_x]), train_y[index], task).backward()
             w_opt.step()
+            if schedule is not None:
+                schedule.step()
             v_index = next(val_iter, None)
             if v_index is None:
                 val_iter = _batches(len(val_y), config.batch_size, generator)

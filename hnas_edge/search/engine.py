@@ -6,12 +6,16 @@ One generation:
 
 1. score every new individual's backbones alone (validation error after BN recalibration; cost
    of each unimodal network from the LUT); rank the population by (mean error, summed latency,
-   summed energy) and keep the top ``quartile``;
-2. run stage 2 on those not fused before (through the executor);
-3. choose the elites among every fused candidate so far by (error, latency, energy) of the whole
-   multimodal network; breed the next population from them (crossover, then mutation; C and D
-   are genes like any other);
-4. record the hypervolume of the multimodal front and save the state.
+   summed energy);
+2. run stage 2 (through the executor) on the best round(``quartile`` × population) individuals
+   of that ranking that were not fused before: every generation spends the paper's stage-2
+   budget on new candidates (fewer only when the population holds fewer new ones, which the
+   progress says), instead of re-ranking elites that were fused already;
+3. choose the elites, the best half of that budget (the paper: 16 of 128), among every fused
+   candidate so far by (error, latency, energy) of the whole multimodal network; breed the next
+   population from them (crossover, then mutation; C and D are genes like any other);
+4. record the hypervolume of the multimodal front and how many candidates were fused, and save
+   the state.
 
 The state (``OUT/state.json``) is written atomically after each generation and after each
 stage-2 candidate that finishes (in whatever order the executor returns them), so a killed
@@ -54,7 +58,6 @@ from hnas_edge.search.evolution import (
     mutate,
     pareto_order,
     random_individual,
-    select_top,
 )
 from hnas_edge.search.executor import Executor, InProcess, LocalPool, RayOptions, RayPool
 from hnas_edge.space.presets import SpacePreset
@@ -62,7 +65,7 @@ from hnas_edge.train import checkpoint
 from hnas_edge.train.checkpoint import python_rng_state, set_python_rng_state
 
 STATE_FILE = "state.json"
-FORMAT = 1
+FORMAT = 2
 
 
 class SearchProgress:
@@ -73,6 +76,9 @@ class SearchProgress:
 
     def candidates(self, done: int, total: int, detail: str = "") -> None:
         pass
+
+    def note(self, text: str) -> None:
+        """Something the user should know about this run (printed above the bars)."""
 
 
 @dataclass
@@ -235,17 +241,18 @@ class Search:
                 if individual_id(ind) not in records:
                     records[individual_id(ind)] = self.score_backbones(ind, g)
             self.state.seconds["stage1"] += time.perf_counter() - started
-            ranked = [records[individual_id(ind)] for ind in self.state.population]
-            if not self.mode.search_backbones:
-                # every backbone is the same: stage 1 has nothing to rank, untried C × D go first
-                ranked.sort(key=lambda r: r["fusion"] is not None)
-            top = select_top(backbone_objectives(ranked, self.mode.hardware), evo.quartile)
-            todo = [ranked[i] for i in top if ranked[i]["fusion"] is None]
+            population = [records[individual_id(ind)] for ind in self.state.population]
+            todo = self.stage2_candidates(population)
+            if len(todo) < self.stage2_budget:
+                self.progress.note(
+                    f"generation {g + 1}: {len(todo)} new candidates for stage 2 (budget "
+                    f"{self.stage2_budget}): the population holds no more that were not fused"
+                )
             started = time.perf_counter()
             self.fuse(todo, g)
             self.state.seconds["stage2_wall"] += time.perf_counter() - started
             fused = [r for r in records.values() if r["fusion"] is not None]
-            self.record_hypervolume(fused, g)
+            self.record_hypervolume(fused, g, len(todo))
             elites = self.elites(fused)
             self.state.population = self.breed(elites)
             self.state.generation = g + 1
@@ -253,6 +260,19 @@ class Search:
             self.save()
         self.ran_on = self.executor.describe()
         self.progress.generation(evo.generations, evo.generations, "done")
+
+    @property
+    def stage2_budget(self) -> int:
+        """Candidates fused per generation: the top quartile of the population."""
+        evo = self.config.evolution
+        return max(1, int(round(evo.quartile * evo.population)))
+
+    def stage2_candidates(self, population: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The best individuals by their backbones alone (NSGA-II order) that were not fused
+        before, at most the stage-2 budget of them."""
+        order = pareto_order(backbone_objectives(population, self.mode.hardware))
+        new = [population[i] for i in order if population[i]["fusion"] is None]
+        return new[: self.stage2_budget]
 
     # stage 2
     def fuse(self, todo: list[dict[str, Any]], generation: int) -> None:
@@ -274,14 +294,16 @@ class Search:
             self.progress.candidates(done, len(jobs), detail)
 
     def elites(self, fused: list[dict[str, Any]]) -> list[Individual]:
-        evo = self.config.evolution
-        keep = max(2, int(round(evo.quartile * evo.population)))
+        """The best half of the stage-2 budget (at least two, to cross) by the multimodal
+        objectives, among every candidate fused so far."""
+        keep = max(2, int(round(self.stage2_budget / 2)))
         order = pareto_order(multimodal_objectives(fused, self.mode.hardware))
         return [individual_from_dict(fused[i]["individual"]) for i in order[:keep]]
 
-    def record_hypervolume(self, fused: list[dict[str, Any]], generation: int) -> None:
+    def record_hypervolume(self, fused: list[dict[str, Any]], generation: int, new: int) -> None:
         """Of the multimodal front, normalised by a reference fixed after the first generation
-        (1.1 × the worst latency and energy seen then, error 1), so generations compare."""
+        (1.1 × the worst latency and energy seen then, error 1), so generations compare; with
+        the candidates fused so far and in this generation."""
         objectives = multimodal_objectives(fused)
         if self.state.reference is None:
             worst = objectives.max(axis=0)
@@ -289,7 +311,12 @@ class Search:
         reference = np.asarray(self.state.reference)
         value = hypervolume(objectives / reference, np.ones(len(reference)))
         self.state.hypervolume.append(
-            {"generation": generation + 1, "hypervolume": value, "fused": len(fused)}
+            {
+                "generation": generation + 1,
+                "hypervolume": value,
+                "fused": len(fused),
+                "fused_new": new,
+            }
         )
 
     def save(self) -> None:

@@ -230,8 +230,10 @@ class Evaluator:
         if self.mode.search_fusion:
             darts = replace(self.config.darts, seed=job.seed)
             if not self.mode.hardware:
-                darts = replace(darts, b=0.0, c=0.0)
-            supernet = FusionSupernet(self.preset, individual.cells, individual.nodes)
+                darts = replace(darts, hw_weight=0.0)
+            supernet = FusionSupernet.of(
+                self.preset, individual.cells, individual.nodes, darts.operators
+            )
             genotype, history = search_fusion(
                 supernet,
                 (train, self.labels["train"]),

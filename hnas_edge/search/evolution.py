@@ -114,11 +114,5 @@ def first_front(objectives: np.ndarray) -> list[int]:
     return [int(i) for i in NonDominatedSorting().do(objectives, only_non_dominated_front=True)]
 
 
-def select_top(objectives: np.ndarray, share: float) -> list[int]:
-    """The best ``share`` of the population (at least one), NSGA-II order."""
-    keep = max(1, int(round(share * len(objectives))))
-    return pareto_order(objectives)[:keep]
-
-
 def hypervolume(objectives: np.ndarray, reference: Sequence[float]) -> float:
     return float(HV(ref_point=np.asarray(reference, dtype=float))(objectives))

@@ -26,6 +26,7 @@ class BarProgress(SearchProgress):
 
     def __init__(self, bar: Progress) -> None:
         self.bar = bar
+        self.console = bar.console
         self.generations = bar.add_task("generations", total=None, detail="")
         self.stage2 = bar.add_task("stage 2", total=None, detail="", visible=False)
 
@@ -34,6 +35,9 @@ class BarProgress(SearchProgress):
 
     def candidates(self, done: int, total: int, detail: str = "") -> None:
         self.bar.update(self.stage2, completed=done, total=total, detail=detail, visible=True)
+
+    def note(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
 
 
 def check_lut(lut: Path, dataset: str, accounting: str | None) -> None:

@@ -127,6 +127,23 @@ _OPERATORS: dict[str, Any] = {
 assert tuple(_OPERATORS) == FUSION_OPS
 
 
+#: The operators stage 2 searches by default: Table 2 without ``SE2``. ``SE2(X, Y)`` is
+#: ``SE1(Y, X)`` and the search already chooses each node's input order (β), so a seventh candidate
+#: would only split the softmax mass of one operator in two (the authors' code drops it too).
+#: ``SE2`` stays buildable, priced and importable.
+SEARCHED_OPS = tuple(op for op in FUSION_OPS if op != "SE2")
+
+
+def check_operators(operators: Sequence[str]) -> tuple[str, ...]:
+    """``operators`` as a tuple, refused when empty, repeated or not of Table 2."""
+    unknown = [op for op in operators if op not in FUSION_OPS]
+    if unknown or not operators or len(set(operators)) != len(operators):
+        raise ConfigError(
+            f"fusion operators {list(operators)}: give distinct names among {', '.join(FUSION_OPS)}"
+        )
+    return tuple(operators)
+
+
 def build_operator(op: str, C: int, L: int) -> nn.Module:
     if op not in _OPERATORS:
         raise ConfigError(f"unknown fusion operator {op!r}; use one of {', '.join(FUSION_OPS)}")
@@ -391,11 +408,11 @@ class FusionNetwork(nn.Module):
 
 
 class _MixedOp(nn.Module):
-    """Every operator of Table 2 at once, mixed by softmax(γ) (eq. 9)."""
+    """Every searched operator at once, mixed by softmax(γ) (eq. 9)."""
 
-    def __init__(self, C: int, L: int) -> None:
+    def __init__(self, C: int, L: int, operators: Sequence[str]) -> None:
         super().__init__()
-        self.ops = nn.ModuleList(build_operator(op, C, L) for op in FUSION_OPS)
+        self.ops = nn.ModuleList(build_operator(op, C, L) for op in operators)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return sum(w * op(x, y) for w, op in zip(weights, self.ops, strict=True))  # type: ignore[return-value]
@@ -412,13 +429,23 @@ class RelaxedFusionNetwork(nn.Module):
 
     α[p] has shape (2, n_inputs + p): one softmax over F1 per input slot of cell p; β[p][d] has
     shape (2, 2 + d): one softmax over F2 per input slot of node d; γ[p] has shape
-    (nodes, |FP|). The identity/zero pair of eq. (7) is folded into one softmax per slot, whose
-    argmax is the same choice eq. (8) makes.
+    (nodes, |operators|). The identity/zero pair of eq. (7) is folded into one softmax per slot,
+    whose argmax is the same choice eq. (8) makes. ``operators`` is the set searched
+    (:data:`SEARCHED_OPS` by default).
     """
 
-    def __init__(self, n_inputs: int, cells: int, nodes: int, C: int, L: int) -> None:
+    def __init__(
+        self,
+        n_inputs: int,
+        cells: int,
+        nodes: int,
+        C: int,
+        L: int,
+        operators: Sequence[str] = SEARCHED_OPS,
+    ) -> None:
         super().__init__()
         self.n_inputs, self.n_cells, self.n_nodes, self.C, self.L = n_inputs, cells, nodes, C, L
+        self.operators = check_operators(operators)
         self.alpha = nn.ParameterList(
             nn.Parameter(1e-3 * torch.randn(2, n_inputs + p)) for p in range(cells)
         )
@@ -426,9 +453,9 @@ class RelaxedFusionNetwork(nn.Module):
             nn.Parameter(1e-3 * torch.randn(2, 2 + d)) for _ in range(cells) for d in range(nodes)
         )
         self.gamma = nn.ParameterList(
-            nn.Parameter(1e-3 * torch.randn(nodes, len(FUSION_OPS))) for _ in range(cells)
+            nn.Parameter(1e-3 * torch.randn(nodes, len(self.operators))) for _ in range(cells)
         )
-        self.mixed = nn.ModuleList(_MixedOp(C, L) for _ in range(cells * nodes))
+        self.mixed = nn.ModuleList(_MixedOp(C, L, self.operators) for _ in range(cells * nodes))
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [*self.alpha, *self.beta, *self.gamma]
@@ -437,7 +464,7 @@ class RelaxedFusionNetwork(nn.Module):
         return list(self.mixed.parameters())
 
     def op_weights(self) -> torch.Tensor:
-        """softmax(γ) per node, shape (cells, nodes, |FP|)."""
+        """softmax(γ) per node, shape (cells, nodes, |operators|)."""
         return torch.stack([torch.softmax(g, dim=-1) for g in self.gamma])
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -460,7 +487,7 @@ class RelaxedFusionNetwork(nn.Module):
         for p in range(self.n_cells):
             node_genes = []
             for d in range(self.n_nodes):
-                op = FUSION_OPS[int(self.gamma[p][d].argmax())]
+                op = self.operators[int(self.gamma[p][d].argmax())]
                 node_genes.append(NodeGene(_best_pair(self.beta[p * self.n_nodes + d]), op))
             cells.append(CellGene(_best_pair(self.alpha[p]), tuple(node_genes)))
         return Genotype(self.n_inputs, tuple(cells))
@@ -476,10 +503,14 @@ def _best_pair(logits: torch.Tensor) -> tuple[int, int]:
     return flat // n, flat % n
 
 
-def expected_cost(network: RelaxedFusionNetwork, cost_of_op: Mapping[str, float]) -> torch.Tensor:
-    """Σ_p Σ_d Σ_f softmax(γ_p[d])_f · cost(f) (eq. 11); differentiable with respect to γ."""
-    missing = [op for op in FUSION_OPS if op not in cost_of_op]
+def operator_costs(network: RelaxedFusionNetwork, cost_of_op: Mapping[str, float]) -> torch.Tensor:
+    """The cost of each operator ``network`` searches, in its γ order."""
+    missing = [op for op in network.operators if op not in cost_of_op]
     if missing:
         raise ConfigError(f"no cost for fusion operator(s) {missing}; the LUT must hold them")
-    costs = torch.tensor([float(cost_of_op[op]) for op in FUSION_OPS])
-    return (network.op_weights() * costs).sum()
+    return torch.tensor([float(cost_of_op[op]) for op in network.operators])
+
+
+def expected_cost(network: RelaxedFusionNetwork, cost_of_op: Mapping[str, float]) -> torch.Tensor:
+    """Σ_p Σ_d Σ_f softmax(γ_p[d])_f · cost(f) (eq. 11); differentiable with respect to γ."""
+    return (network.op_weights() * operator_costs(network, cost_of_op)).sum()

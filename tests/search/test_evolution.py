@@ -14,7 +14,6 @@ from hnas_edge.search.evolution import (
     mutate,
     pareto_order,
     random_individual,
-    select_top,
 )
 from hnas_edge.space.presets import get_preset
 
@@ -53,7 +52,6 @@ def test_pareto_order_puts_the_first_front_first_and_extremes_before_the_crowd()
     assert sorted(first_front(objectives)) == [0, 1, 2, 3]
     assert order[-1] == 4  # dominated
     assert set(order[:2]) == {0, 3}  # the extremes of the front have infinite crowding distance
-    assert select_top(objectives, 0.25) == order[:1]
 
 
 def test_hypervolume_of_a_known_front():
