@@ -264,7 +264,7 @@ def deploy(
     from hnas_edge.deploy.runner import bench as run_bench
     from hnas_edge.deploy.runner import evaluate_split, open_artifact, predict_file
     from hnas_edge.profiling.device import DeviceProfile
-    from hnas_edge.reporting import print_bench
+    from hnas_edge.reporting import print_bench, print_split
 
     profile = DeviceProfile.load(device)
     deployed = open_artifact(path, profile)
@@ -274,10 +274,7 @@ def deploy(
         if bench is not None:
             print_bench(console, run_bench(deployed, profile, bench), profile.name)
         if split is not None:
-            score = evaluate_split(deployed, split)
-            promised = score["search_test_acc"]
-            tail = "" if promised is None else f" (search reported {promised:.2%} on test)"
-            console.print(f"{split}: accuracy {score['accuracy']:.2%} on {score['samples']}{tail}")
+            print_split(console, evaluate_split(deployed, split))
         if input is not None:
             console.print(" ".join(str(p) for p in predict_file(deployed, input).tolist()))
     finally:

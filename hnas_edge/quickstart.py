@@ -115,10 +115,11 @@ def quickstart(out: Path, console: Console, budget: Budget | None = None) -> dic
 
 
 def pick_models(front: dict[str, Any]) -> dict[str, str]:
-    """The most accurate (by validation, as the search knew it) and the fastest front model."""
+    """The most accurate (by the validation metric, as the search knew it) and the fastest front
+    model."""
     models = front["models"]
-    accurate = max(models, key=lambda m: (m["val_acc"], -m["latency_ms"]))
-    fastest = min(models, key=lambda m: (m["latency_ms"], -m["val_acc"]))
+    accurate = max(models, key=lambda m: (m["val_metric"], -m["latency_ms"]))
+    fastest = min(models, key=lambda m: (m["latency_ms"], -m["val_metric"]))
     return {"most_accurate": accurate["id"], "fastest": fastest["id"]}
 
 

@@ -228,17 +228,25 @@ def print_comparison(console: Console, comparison: Comparison, first: Path, seco
         console.print("whole networks not compared: a LUT lacks keys of the space (lut check)")
 
 
+def metric_label(metric: str) -> str:
+    """How a table names a task metric ("accuracy", "weighted F1")."""
+    from hnas_edge.data.metrics import LABELS  # imported here: the LUT commands need no torch
+
+    return LABELS[metric]
+
+
 def print_training(console: Console, record: dict, out: Path) -> None:
+    label = metric_label(record["metric"])
     table = Table(
-        "modality", "epochs", "val acc max subnet", "min subnet", "random subnets", "wall (s)"
+        "modality", "epochs", f"val {label} max subnet", "min subnet", "random subnets", "wall (s)"
     )
     for modality, summary in record["modalities"].items():
-        low = summary.get("val_acc_min")
-        spread = summary.get("val_acc_random") or []
+        low = summary.get("val_metric_min")
+        spread = summary.get("val_metric_random") or []
         table.add_row(
             modality,
             str(summary["epochs_run"]) + (" (early stop)" if summary["stopped_early"] else ""),
-            f"{summary['val_acc_max']:.1%}",
+            f"{summary['val_metric_max']:.1%}",
             "-" if low is None else f"{low:.1%}",
             f"{min(spread):.1%}–{max(spread):.1%} ({len(spread)})" if spread else "-",
             f"{summary['wall_s']:.0f}",
@@ -254,14 +262,17 @@ def print_search(console: Console, result: dict, out: Path) -> None:
         f"[bold]Pareto front[/] of {result['mode']} on {result['dataset']} for "
         f"{lut['device']} ({lut['accounting']} accounting{energy_note})"
     )
-    table = Table("id", "val acc", "test acc", "latency (ms)", "energy (mJ)", "cells×nodes")
+    label = metric_label(result["metric"])
+    table = Table(
+        "id", f"val {label}", f"test {label}", "latency (ms)", "energy (mJ)", "cells×nodes"
+    )
     for model in result["models"]:
         fusion = model["architecture"]["fusion"]
         energy = model["energy_mj"]
         table.add_row(
             model["id"],
-            f"{model['val_acc']:.1%}",
-            f"{model['test_acc']:.1%}",
+            f"{model['val_metric']:.1%}",
+            f"{model['test_metric']:.1%}",
             f"{model['latency_ms']:.3f}",
             "-" if energy is None else f"{energy:.3f}",
             f"{fusion['cells']}×{fusion['nodes']}",
@@ -269,8 +280,8 @@ def print_search(console: Console, result: dict, out: Path) -> None:
     console.print(table)
     for modality, best in result["best_unimodal"].items():
         console.print(
-            f"best {modality} backbone alone: val {best['val_acc']:.1%}, "
-            f"test {best['test_acc']:.1%}, {best['latency_ms']:.3f} ms"
+            f"best {modality} backbone alone: val {label} {best['val_metric']:.1%}, "
+            f"test {best['test_metric']:.1%}, {best['latency_ms']:.3f} ms"
         )
     hv = result["hypervolume"]
     if hv:
@@ -313,17 +324,30 @@ def print_bench(console: Console, report: Any, device: str) -> None:
         )
 
 
-def print_quickstart(console: Console, record: dict, out: Path) -> None:
-    table = Table(
-        "model", "id", "test acc", "search test acc", "latency (ms)", "predicted", "error"
+def print_split(console: Console, score: dict) -> None:
+    """``hnas deploy --split``: the task's metric by name, beside what the search reported."""
+    promised = score["search_test_metric"]
+    tail = "" if promised is None else f" (search reported {promised:.2%} on test)"
+    console.print(
+        f"{score['split']}: {metric_label(score['metric'])} {score['value']:.2%} "
+        f"on {score['samples']}{tail}"
     )
-    for role, entry in record.get("summary", {}).items():
+
+
+def print_quickstart(console: Console, record: dict, out: Path) -> None:
+    summary = record.get("summary", {})
+    tested = {entry["test"]["metric"] for entry in summary.values()}  # one dataset: one metric
+    label = " ".join(metric_label(metric) for metric in sorted(tested))
+    table = Table(
+        "model", "id", f"test {label}", f"search test {label}", "latency (ms)", "predicted", "error"
+    )
+    for role, entry in summary.items():
         bench, test = entry["bench"], entry["test"]
         table.add_row(
             role,
             entry["model_id"],
-            f"{test['accuracy']:.1%}",
-            f"{test['search_test_acc']:.1%}",
+            f"{test['value']:.1%}",
+            f"{test['search_test_metric']:.1%}",
             f"{bench['latency_median_ms']:.4f}",
             f"{bench['predicted_latency_ms']:.4f}",
             _relative(bench["latency_error"]),

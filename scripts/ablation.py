@@ -5,8 +5,9 @@
 
 Runs ``hnas search --mode M`` for fb-ff, fb-sf, sb-sf, sb-sf-hw into OUT/<mode> (resumable:
 a finished mode is read back, not rerun), then writes OUT/ablation.csv, OUT/ablation.md and
-OUT/ablation.png. "At matched accuracy" compares each mode's cheapest front model whose
-validation accuracy is at least fb-ff's minus ``--tolerance`` with the fb-ff network.
+OUT/ablation.png. "At matched score" compares each mode's cheapest front model whose
+validation metric (the task's: accuracy or weighted F1) is at least fb-ff's minus
+``--tolerance`` with the fb-ff network.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from typing import Any
 
 from rich.console import Console
 
+from hnas_edge.data.metrics import LABELS
 from hnas_edge.io import atomic_write_text
 from hnas_edge.search.config import MODES, SearchConfig
 from hnas_edge.search.darts import DartsConfig
 from hnas_edge.search.evaluate import SearchInputs
 from hnas_edge.search.evolution import EvolutionConfig
-from hnas_edge.search.plots import figure, save_png
+from hnas_edge.search.plots import error_label, figure, save_png
 from hnas_edge.search.progress import search_with_progress
 
 
@@ -43,33 +45,35 @@ def run_mode(args: argparse.Namespace, mode: str, console: Console) -> dict[str,
     return search_with_progress(inputs, console, resume=(out / "state.json").exists())
 
 
-def matched(models: list[dict[str, Any]], accuracy: float, metric: str) -> dict | None:
-    """The front model cheapest in ``metric`` among those at least ``accuracy`` accurate."""
-    fit = [m for m in models if m["val_acc"] >= accuracy and m[metric] is not None]
-    return min(fit, key=lambda m: m[metric]) if fit else None
+def matched(models: list[dict[str, Any]], target: float, cost: str) -> dict | None:
+    """The front model cheapest in ``cost`` among those whose validation metric is at least
+    ``target``."""
+    fit = [m for m in models if m["val_metric"] >= target and m[cost] is not None]
+    return min(fit, key=lambda m: m[cost]) if fit else None
 
 
 def table(results: dict[str, dict[str, Any]], tolerance: float) -> list[dict[str, Any]]:
     (reference,) = results["fb-ff"]["models"]
-    target = reference["val_acc"] - tolerance
+    target = reference["val_metric"] - tolerance
     rows = []
     for mode, result in results.items():
         models = result["models"]
-        best = max(models, key=lambda m: m["val_acc"])
+        best = max(models, key=lambda m: m["val_metric"])
         row: dict[str, Any] = {
             "mode": mode,
+            "metric": result["metric"],
             "front": len(models),
-            "best_val_acc": best["val_acc"],
-            "best_test_acc": best["test_acc"],
+            "best_val_metric": best["val_metric"],
+            "best_test_metric": best["test_metric"],
             "min_latency_ms": min(m["latency_ms"] for m in models),
             "search_s": round(result["seconds"]["stage1"] + result["seconds"]["stage2_wall"]),
         }
-        for metric in ("latency_ms", "energy_mj"):
-            model = matched(models, target, metric)
-            row[f"matched_{metric}"] = model[metric] if model else None
-            row[f"matched_{metric}_acc"] = model["val_acc"] if model else None
-            row[f"{metric}_gain_vs_fb-ff"] = (
-                reference[metric] / model[metric] if model and reference[metric] else None
+        for cost in ("latency_ms", "energy_mj"):
+            model = matched(models, target, cost)
+            row[f"matched_{cost}"] = model[cost] if model else None
+            row[f"matched_{cost}_val_metric"] = model["val_metric"] if model else None
+            row[f"{cost}_gain_vs_fb-ff"] = (
+                reference[cost] / model[cost] if model and reference[cost] else None
             )
         rows.append(row)
     return rows
@@ -83,7 +87,7 @@ def as_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def as_markdown(rows: list[dict[str, Any]], target: float, lut: str) -> str:
+def as_markdown(rows: list[dict[str, Any]], target: float, lut: str, metric: str) -> str:
     def fmt(value: Any) -> str:
         if value is None:
             return "—"
@@ -91,7 +95,7 @@ def as_markdown(rows: list[dict[str, Any]], target: float, lut: str) -> str:
 
     header = list(rows[0])
     lines = [
-        f"Ablation on LUT {lut}; matched accuracy: validation ≥ {target:.1%}",
+        f"Ablation on LUT {lut}; matched {LABELS[metric]}: validation ≥ {target:.1%}",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -100,22 +104,22 @@ def as_markdown(rows: list[dict[str, Any]], target: float, lut: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
+def plot(results: dict[str, dict[str, Any]], path: Path, metric: str) -> None:
     fig, axes = figure(2)
-    for ax, metric, label in (
+    for ax, cost, label in (
         (axes[0], "latency_ms", "latency (ms, predicted)"),
         (axes[1], "energy_mj", "energy (mJ, predicted)"),
     ):
         for mode, result in results.items():
-            models = sorted(result["models"], key=lambda m: m[metric] or 0)
+            models = sorted(result["models"], key=lambda m: m[cost] or 0)
             ax.plot(
-                [m[metric] for m in models],
-                [100 * (1 - m["val_acc"]) for m in models],
+                [m[cost] for m in models],
+                [100 * (1 - m["val_metric"]) for m in models],
                 "o-",
                 label=mode,
             )
         ax.set_xlabel(label)
-        ax.set_ylabel("validation error (%)")
+        ax.set_ylabel(error_label(metric))
         ax.grid(alpha=0.3)
     axes[0].legend()
     save_png(fig, path)
@@ -136,11 +140,12 @@ def main() -> None:
     console = Console()
     results = {mode: run_mode(args, mode, console) for mode in MODES}
     rows = table(results, args.tolerance)
-    target = results["fb-ff"]["models"][0]["val_acc"] - args.tolerance
+    target = results["fb-ff"]["models"][0]["val_metric"] - args.tolerance
+    metric = results["fb-ff"]["metric"]  # one dataset: every mode has the same
     atomic_write_text(args.out / "ablation.csv", as_csv(rows))
-    markdown = as_markdown(rows, target, str(args.lut))
+    markdown = as_markdown(rows, target, str(args.lut), metric)
     atomic_write_text(args.out / "ablation.md", markdown)
-    plot(results, args.out / "ablation.png")
+    plot(results, args.out / "ablation.png", metric)
     console.print(markdown)
 
 

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace, name: str, ray: RayOptions | None) -> dict[str
         "stage2_jobs_s": state.seconds["stage2_jobs"],
         "candidates": len(fused),
         "executor": result["executor"],
-        "front": [(m["id"], m["val_acc"]) for m in result["models"]],
+        "metric": result["metric"],
+        "front": [(m["id"], m["val_metric"]) for m in result["models"]],
     }
 
 

@@ -1,4 +1,5 @@
-"""Do the modalities complement each other? Max subnets alone vs fused, on validation.
+"""Do the modalities complement each other? Max subnets alone vs fused, on validation (the
+task's metric: accuracy or weighted F1).
 
 Extracts the max subnet of each trained supernet (batch norm recalibrated), fuses their
 embeddings with one ConcatFC node, trains adapters + fusion + head briefly on frozen backbones.
@@ -11,15 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from hnas_edge.data import load_dataset
+from hnas_edge.data import load_dataset, metric_of
 from hnas_edge.search.evaluate import late_fusion
 from hnas_edge.space.mmnn import MultimodalArch, MultimodalNet
 from hnas_edge.train.batches import modality_tensors
-from hnas_edge.train.evaluation import accuracy, recalibrate_bn
-from hnas_edge.train.fused import fused_accuracy, train_fusion
+from hnas_edge.train.evaluation import recalibrate_bn, task_metric
+from hnas_edge.train.fused import fused_metric, train_fusion
 from hnas_edge.train.loop import load_supernets, trained_preset
 
 
@@ -33,7 +35,7 @@ def main() -> None:
     torch.manual_seed(0)
     preset, supernets = trained_preset(args.supernets), load_supernets(args.supernets)
     train, val = (load_dataset(args.dataset, split=s) for s in ("train", "val"))
-    result: dict[str, float] = {}
+    result: dict[str, Any] = {"metric": metric_of(train.task)}
     backbones = {}
     for m, net in supernets.items():
         config = getattr(net, f"{args.config}_config")()
@@ -41,7 +43,7 @@ def main() -> None:
         x, y = modality_tensors(train, m)
         recalibrate_bn(net, x, 64, 8)
         backbones[m] = net.extract(config).eval()
-        result[f"{m}_alone"] = accuracy(backbones[m], *modality_tensors(val, m), train.task)
+        result[f"{m}_alone"] = task_metric(backbones[m], *modality_tensors(val, m), train.task)
     genotype = late_fusion(preset)
     configs = {m: b.config for m, b in backbones.items()}
     arch = MultimodalArch(preset.name, configs, 1, 1, genotype)
@@ -49,7 +51,7 @@ def main() -> None:
     inputs = {m: modality_tensors(train, m)[0] for m in preset.modalities}
     losses = train_fusion(net, (inputs, train.targets), args.epochs, train.task)
     val_inputs = {m: modality_tensors(val, m)[0] for m in preset.modalities}
-    result["fused"] = fused_accuracy(net, (val_inputs, val.targets), train.task)
+    result["fused"] = fused_metric(net, (val_inputs, val.targets), train.task)
     result["fusion_losses"] = losses
     print(json.dumps(result))
 

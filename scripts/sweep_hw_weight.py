@@ -37,7 +37,7 @@ def fuse_all(evaluator: Evaluator, individuals: list, weight: float) -> list[dic
         result = evaluator.fuse(FusionJob(individual, individual_id(individual), seed=0))
         result.pop("weights")
         best_alone = max(
-            evaluator.backbone_score(m, c)["val_acc"] for m, c in individual.backbones.items()
+            evaluator.backbone_score(m, c)["val_metric"] for m, c in individual.backbones.items()
         )
         records.append({"id": individual_id(individual), "best_backbone": best_alone, **result})
     evaluator.config = base
@@ -51,13 +51,13 @@ def summary(weight: float, records: list[dict[str, Any]]) -> dict[str, Any]:
         for cell in r["architecture"]["fusion"]["genotype"]["cells"]
         for node in cell["nodes"]
     )
-    objectives = np.array([[1 - r["val_acc"], r["latency_ms"]] for r in records])
+    objectives = np.array([[1 - r["val_metric"], r["latency_ms"]] for r in records])
     return {
         "hw_weight": weight,
         "operators": dict(ops.most_common()),
-        "mean_val": float(np.mean([r["val_acc"] for r in records])),
+        "mean_val": float(np.mean([r["val_metric"] for r in records])),
         "mean_latency_ms": float(np.mean([r["latency_ms"] for r in records])),
-        "below_best_backbone": sum(r["val_acc"] < r["best_backbone"] for r in records),
+        "below_best_backbone": sum(r["val_metric"] < r["best_backbone"] for r in records),
         "front": len(first_front(objectives)),
         "seconds_per_candidate": float(np.mean([r["seconds"] for r in records])),
     }

@@ -4,11 +4,12 @@ Every loader returns a :class:`MultimodalDataset` whose items are ``({modality: 
 """
 
 from hnas_edge.data.base import SPLITS, MultimodalDataset, Normalization, TensorDataset
-from hnas_edge.data.metrics import METRICS, accuracy, weighted_f1
+from hnas_edge.data.metrics import LABELS, METRICS, accuracy, metric_of, score, weighted_f1
 from hnas_edge.data.registry import DATASET_NAMES, load_dataset
 
 __all__ = [
     "DATASET_NAMES",
+    "LABELS",
     "METRICS",
     "SPLITS",
     "MultimodalDataset",
@@ -16,5 +17,7 @@ __all__ = [
     "TensorDataset",
     "accuracy",
     "load_dataset",
+    "metric_of",
+    "score",
     "weighted_f1",
 ]

@@ -1,10 +1,24 @@
-"""Task metrics in numpy: accuracy for multiclass tasks, weighted F1 for multi-label MM-IMDB."""
+"""Task metrics in numpy: accuracy for multiclass tasks, weighted F1 for multi-label MM-IMDB.
+
+:func:`score` is the one place logits are turned into a task's figure; every ranking and report
+(training summaries, both search stages, the test of the front, ``hnas deploy --split``) goes
+through it, on a whole split at once (weighted F1 is not a mean over batches).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 METRICS = {"multiclass": "accuracy", "multilabel": "weighted_f1"}
+LABELS = {"accuracy": "accuracy", "weighted_f1": "weighted F1"}  # how reports name them
+
+
+def metric_of(task: str) -> str:
+    """The name of ``task``'s metric (a key of :data:`LABELS`)."""
+    try:
+        return METRICS[task]
+    except KeyError:
+        raise ValueError(f"unknown task {task!r}; one of {', '.join(METRICS)}") from None
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -35,3 +49,19 @@ def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     f1 = np.divide(2 * tp, denom, out=np.zeros(len(tp)), where=denom > 0)
     support = t.sum(axis=0)
     return float(np.sum(f1 * support) / support.sum()) if support.sum() else 0.0
+
+
+def predictions(logits: np.ndarray, task: str) -> np.ndarray:
+    """Class indices (argmax) for multiclass; 0/1 labels, sigmoid above 0.5 (logits > 0), for
+    multi-label."""
+    logits = np.asarray(logits)
+    return logits.argmax(1) if metric_of(task) == "accuracy" else logits > 0
+
+
+def score(logits: np.ndarray, targets: np.ndarray, task: str) -> float:
+    """``task``'s metric of a whole split's ``logits`` ``(N, classes)`` against its targets
+    (class indices, or 0/1 label matrices for multi-label)."""
+    predicted = predictions(logits, task)
+    if metric_of(task) == "accuracy":
+        return accuracy(targets, predicted)
+    return weighted_f1(np.asarray(targets) > 0.5, predicted)

@@ -1,5 +1,5 @@
 """`hnas deploy`: run an exported artifact with the device profile's runtime, measure it, and hold
-it to what its sidecar promised (latency, energy, accuracy).
+it to what its sidecar promised (latency, energy, the task's metric).
 
 ``.plan`` files run on TensorRT, ``.ort`` on onnxruntime, ``.onnx`` on the device profile's
 runtime (onnxruntime for the cpu profile, TensorRT builds it on a Jetson).
@@ -172,8 +172,9 @@ def bench(deployed: Deployed, device: DeviceProfile, iterations: int) -> BenchRe
 def evaluate_split(
     deployed: Deployed, split: str, batch: int = 256, limit: int | None = None
 ) -> dict[str, Any]:
-    """Accuracy on a split (its first ``limit`` samples) of the dataset the model was searched
-    on."""
+    """The task's metric (``metric``: accuracy or weighted_f1; ``value``) on a split (its first
+    ``limit`` samples) of the dataset the model was searched on, beside the search's test figure
+    (``search_test_metric``)."""
     from hnas_edge.data import load_dataset, metrics
     from hnas_edge.train.batches import modality_tensors
 
@@ -189,15 +190,13 @@ def evaluate_split(
         ]
     )
     targets = next(iter(tensors.values()))[1].numpy()
-    if side["output"]["task"] == "multiclass":
-        accuracy = metrics.accuracy(targets, logits.argmax(1))
-    else:
-        accuracy = float(((logits > 0) == (targets > 0.5)).mean())
+    task = side["output"]["task"]
     return {
         "split": split,
         "samples": n,
-        "accuracy": accuracy,
-        "search_test_acc": (side.get("search_metrics") or {}).get("test_acc"),
+        "metric": metrics.metric_of(task),
+        "value": metrics.score(logits, targets, task),
+        "search_test_metric": (side.get("search_metrics") or {}).get("test_metric"),
     }
 
 
@@ -210,5 +209,6 @@ def predict_file(deployed: Deployed, path: Path) -> np.ndarray:
         raise HnasError(
             f"{path} is not a readable .npz ({exc}); save arrays with numpy.savez"
         ) from None
-    logits = deployed.run(inputs)
-    return logits.argmax(1) if deployed.sidecar["output"]["task"] == "multiclass" else logits > 0
+    from hnas_edge.data.metrics import predictions
+
+    return predictions(deployed.run(inputs), deployed.sidecar["output"]["task"])

@@ -100,8 +100,9 @@ def sidecar(model: SearchedModel, fmt: str, report: dict[str, Any], batch: int |
             "energy_mj": model.record["energy_mj"],
         },
         "search_metrics": {
-            "val_acc": model.record["val_acc"],
-            "test_acc": model.record["test_acc"],
+            "metric": result["metric"],
+            "val_metric": model.record["val_metric"],
+            "test_metric": model.record["test_metric"],
             "samples_limit": result.get("samples_limit"),  # None: whole splits
         },
         "check": report,

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from hnas_edge.data.metrics import LABELS
 from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_json, provenance, read_json
 from hnas_edge.search.config import Mode, SearchConfig
@@ -65,7 +66,7 @@ from hnas_edge.train import checkpoint
 from hnas_edge.train.checkpoint import python_rng_state, set_python_rng_state
 
 STATE_FILE = "state.json"
-FORMAT = 2
+FORMAT = 2  # 2: scores are the task's metric (val_metric); hypervolume records count fused_new
 
 
 class SearchProgress:
@@ -134,7 +135,7 @@ def multimodal_objectives(records: list[dict[str, Any]], hardware: bool = True) 
     rows = []
     for r in records:
         fusion = r["fusion"]
-        row = [1.0 - fusion["val_acc"]]
+        row = [1.0 - fusion["val_metric"]]
         if hardware:
             row.append(fusion["latency_ms"])
             if fusion["energy_mj"] is not None:
@@ -148,7 +149,7 @@ def backbone_objectives(records: list[dict[str, Any]], hardware: bool = True) ->
     rows = []
     for r in records:
         scores = list(r["unimodal"].values())
-        row = [float(np.mean([1.0 - s["val_acc"] for s in scores]))]
+        row = [float(np.mean([1.0 - s["val_metric"] for s in scores]))]
         if hardware:
             row.append(sum(s["latency_ms"] for s in scores))
             energies = [s["energy_mj"] for s in scores]
@@ -290,7 +291,10 @@ class Search:
             self.state.records[candidate]["fusion"] = {"generation": generation, **result}
             self.state.seconds["stage2_jobs"] += result["seconds"]
             self.save()  # a killed search keeps every finished candidate
-            detail = f"{candidate}: val acc {result['val_acc']:.1%}, {result['latency_ms']:.3f} ms"
+            detail = (
+                f"{candidate}: val {LABELS[self.evaluator.metric]} {result['val_metric']:.1%}, "
+                f"{result['latency_ms']:.3f} ms"
+            )
             self.progress.candidates(done, len(jobs), detail)
 
     def elites(self, fused: list[dict[str, Any]]) -> list[Individual]:

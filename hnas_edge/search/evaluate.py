@@ -7,10 +7,11 @@ build its own (see :mod:`hnas_edge.search.executor`).
 Stage 2 of one candidate (:meth:`Evaluator.fuse`): extract its backbones (batch norm
 recalibrated), compute every fusion candidate feature once, run DARTS over the relaxed fusion
 network on those cached features, derive the genotype, fine-tune the discrete fusion network
-briefly, score it on validation and price it with the LUT. Its fusion weights (adapters, fusion
-network, head) come back with the result and the search saves them beside it, so that the
-front's models can be rebuilt exactly. A worker may take a backbone and its features from the
-driver (:meth:`Evaluator.adopt`) instead of computing them; the result is the same.
+briefly, score it on validation (the task's metric) and price it with the LUT. Its fusion
+weights (adapters, fusion network, head) come back with the result and the search saves them
+beside it, so that the front's models can be rebuilt exactly. A worker may take a backbone and
+its features from the driver (:meth:`Evaluator.adopt`) instead of computing them; the result is
+the same.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hnas_edge.data import load_dataset
+from hnas_edge.data import load_dataset, metric_of
 from hnas_edge.profiling.cost import CostBreakdown, predict
 from hnas_edge.profiling.coverage import default_accounting
 from hnas_edge.profiling.lut import Lut
@@ -44,8 +45,8 @@ from hnas_edge.space.ofa import OFASupernet
 from hnas_edge.space.presets import SpacePreset
 from hnas_edge.train import checkpoint
 from hnas_edge.train.batches import ModalityData, modality_tensors
-from hnas_edge.train.evaluation import accuracy, recalibrate_bn
-from hnas_edge.train.fused import accuracy_on_features, fit_fusion
+from hnas_edge.train.evaluation import recalibrate_bn, task_metric
+from hnas_edge.train.fused import fit_fusion, metric_on_features
 from hnas_edge.train.loop import load_supernets, supernet_files, trained_preset
 from hnas_edge.train.scorer import SubnetScorer
 
@@ -112,6 +113,7 @@ class Evaluator:
         self.op_costs = OperatorCosts.from_lut(self.lut, self.preset.fusion_C, self.preset.fusion_L)
         self._splits = {s: load_dataset(inputs.dataset, inputs.data_dir, split=s) for s in SPLITS}
         self.task = self._splits["train"].task
+        self.metric = metric_of(self.task)  # what every score below is
         self.labels = {s: d.targets[: self.config.limit] for s, d in self._splits.items()}
         self._scorers: dict[str, SubnetScorer] = {}
         self._modules: OrderedDict[tuple[str, str], nn.Module] = OrderedDict()
@@ -126,7 +128,7 @@ class Evaluator:
         return self.preset.backbone(modality).max_config()
 
     def backbone_score(self, modality: str, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Stage 1: validation accuracy of a backbone alone, and its cost whole (classifier
+        """Stage 1: validation metric of a backbone alone, and its cost whole (classifier
         included: the unimodal network), from the LUT."""
         if modality not in self._scorers:
             data = ModalityData(
@@ -138,7 +140,7 @@ class Evaluator:
                 self.supernets[modality], data, bn_batches=self.config.bn_batches
             )
         return {
-            "val_acc": self._scorers[modality].score(config),
+            "val_metric": self._scorers[modality].score(config),
             **self.backbone_cost(modality, config),
         }
 
@@ -257,14 +259,14 @@ class Evaluator:
             seed=job.seed,
         )
         seconds["finetune"] = time.perf_counter() - start - sum(seconds.values())
-        val_acc = accuracy_on_features(
+        val_metric = metric_on_features(
             net, {i: val[i] for i in net.used}, self.labels["val"], self.task
         )
         cost = predict(self.lut, arch_parts(self.preset, arch, self.accounting))
         return {
             "weights": fusion_state(net),  # the caller saves them: workers may be elsewhere
             "architecture": arch.to_dict(),
-            "val_acc": val_acc,
+            "val_metric": val_metric,
             **cost_record(cost),
             "darts": history,
             "finetune_losses": losses,
@@ -281,15 +283,15 @@ class Evaluator:
         return net.eval()
 
     @torch.no_grad()
-    def test_accuracy(self, net: MultimodalNet) -> float:
+    def test_metric(self, net: MultimodalNet) -> float:
         test = self.features(net.arch.backbones, "test")
-        return accuracy_on_features(
+        return metric_on_features(
             net, {i: test[i] for i in net.used}, self.labels["test"], self.task
         )
 
-    def backbone_test_accuracy(self, modality: str, config: Mapping[str, Any]) -> float:
+    def backbone_test_metric(self, modality: str, config: Mapping[str, Any]) -> float:
         module = self.backbone(modality, config)
-        return accuracy(module, self.tensors(modality, "test"), self.labels["test"], self.task)
+        return task_metric(module, self.tensors(modality, "test"), self.labels["test"], self.task)
 
 
 def candidate_weights(out: Path, candidate_id: str) -> Path:

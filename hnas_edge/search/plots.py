@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hnas_edge.data.metrics import LABELS
 from hnas_edge.io import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -36,23 +37,28 @@ def save_png(fig: Any, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def error_label(metric: str, split: str = "validation") -> str:
+    """The axis name of an error in ``metric`` (e.g. "validation error (1 − weighted F1) %")."""
+    return f"{split} error (1 − {LABELS[metric]}) %"
+
+
 def plot_pareto(
-    path: Path, state: SearchState, on_front: set[str], modalities: Sequence[str]
+    path: Path, state: SearchState, on_front: set[str], modalities: Sequence[str], metric: str
 ) -> None:
-    """Validation error against latency and against energy (when the LUT has energy):
-    each modality's backbones alone, every fused network, the front highlighted."""
+    """Validation error (1 − ``metric``) against latency and against energy (when the LUT has
+    energy): each modality's backbones alone, every fused network, the front highlighted."""
     records = list(state.records.values())
     fused = [r for r in records if r["fusion"] is not None]
-    metrics = [("latency_ms", "latency (ms, predicted)")]
+    costs = [("latency_ms", "latency (ms, predicted)")]
     if fused and fused[0]["fusion"]["energy_mj"] is not None:
-        metrics.append(("energy_mj", "energy (mJ, predicted)"))
-    fig, axes = figure(len(metrics))
-    for ax, (metric, label) in zip(axes, metrics, strict=True):
+        costs.append(("energy_mj", "energy (mJ, predicted)"))
+    fig, axes = figure(len(costs))
+    for ax, (cost, label) in zip(axes, costs, strict=True):
         for marker, color, modality in zip(MARKERS, COLORS, modalities, strict=False):
             scores = [s for k, s in state.backbone_scores.items() if k.split(":", 1)[0] == modality]
             ax.scatter(
-                [s[metric] for s in scores],
-                [100 * (1 - s["val_acc"]) for s in scores],
+                [s[cost] for s in scores],
+                [100 * (1 - s["val_metric"]) for s in scores],
                 marker=marker,
                 color=color,
                 s=14,
@@ -60,23 +66,23 @@ def plot_pareto(
                 label=f"{modality} alone",
             )
         ax.scatter(
-            [r["fusion"][metric] for r in fused],
-            [100 * (1 - r["fusion"]["val_acc"]) for r in fused],
+            [r["fusion"][cost] for r in fused],
+            [100 * (1 - r["fusion"]["val_metric"]) for r in fused],
             s=18,
             color="tab:blue",
             alpha=0.6,
             label="multimodal",
         )
-        front = sorted((r for r in fused if r["id"] in on_front), key=lambda r: r["fusion"][metric])
+        front = sorted((r for r in fused if r["id"] in on_front), key=lambda r: r["fusion"][cost])
         ax.plot(
-            [r["fusion"][metric] for r in front],
-            [100 * (1 - r["fusion"]["val_acc"]) for r in front],
+            [r["fusion"][cost] for r in front],
+            [100 * (1 - r["fusion"]["val_metric"]) for r in front],
             "o-",
             color="tab:red",
             label="Pareto front",
         )
         ax.set_xlabel(label)
-        ax.set_ylabel("validation error (%)")
+        ax.set_ylabel(error_label(metric))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     save_png(fig, path)

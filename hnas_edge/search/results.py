@@ -1,8 +1,11 @@
 """What a finished search leaves in ``--out``::
 
-    front.json                 the Pareto models: architecture, validation and test metrics,
-                               predicted latency and energy, the LUT and device they were made for
-    candidates.csv             every evaluated candidate (stage 1 and, where run, stage 2)
+    front.json                 the Pareto models: architecture, validation and test score
+                               (``val_metric``, ``test_metric``) in the task's metric (``metric``:
+                               accuracy or weighted_f1), predicted latency and energy, the LUT and
+                               device they were made for
+    candidates.csv             every evaluated candidate (stage 1 and, where run, stage 2); the
+                               ``metric`` column names what the ``*val_metric`` columns are
     models/<id>/model.pt       each front model, whole (weights_only-safe), ready for export
     models/<id>/architecture.json
     pareto.png                 error vs latency and vs energy, unimodal and multimodal (Fig. 3)
@@ -10,7 +13,7 @@
     state.json, candidates/    the search state (resume) and stage-2 weights of every candidate
 
 Test metrics are computed here, once, for the front and for the best backbone of each modality
-(by validation accuracy): the search itself never sees the test split.
+(by validation metric): the search itself never sees the test split.
 """
 
 from __future__ import annotations
@@ -56,14 +59,14 @@ def save_model(out: Path, record: dict[str, Any], net: torch.nn.Module) -> Path:
 
 
 def best_unimodal(runner: Search, state: SearchState) -> dict[str, Any]:
-    """Per modality, the backbone with the best validation accuracy seen, with its test score."""
+    """Per modality, the backbone with the best validation metric seen, with its test score."""
     best: dict[str, Any] = {}
     for key, score in state.backbone_scores.items():
         modality, config = key.split(":", 1)
-        if modality not in best or score["val_acc"] > best[modality]["val_acc"]:
+        if modality not in best or score["val_metric"] > best[modality]["val_metric"]:
             best[modality] = {"config": json.loads(config), **score}
     for modality, entry in best.items():
-        entry["test_acc"] = runner.evaluator.backbone_test_accuracy(modality, entry["config"])
+        entry["test_metric"] = runner.evaluator.backbone_test_metric(modality, entry["config"])
     return best
 
 
@@ -82,8 +85,8 @@ def write_results(runner: Search, state: SearchState) -> dict[str, Any]:
             {
                 "id": record["id"],
                 "architecture": fusion["architecture"],
-                "val_acc": fusion["val_acc"],
-                "test_acc": evaluator.test_accuracy(net),
+                "val_metric": fusion["val_metric"],
+                "test_metric": evaluator.test_metric(net),
                 "latency_ms": fusion["latency_ms"],
                 "energy_mj": fusion["energy_mj"],
                 "generation": fusion["generation"],
@@ -97,6 +100,7 @@ def write_results(runner: Search, state: SearchState) -> dict[str, Any]:
         "samples_limit": runner.config.limit,
         "preset": runner.preset.name,
         "mode": runner.mode.name,
+        "metric": evaluator.metric,
         "lut": lut_identity(runner.inputs.lut, evaluator.lut, evaluator.accounting),
         "supernets": str(runner.inputs.supernets),
         "models": models,
@@ -111,25 +115,30 @@ def write_results(runner: Search, state: SearchState) -> dict[str, Any]:
     atomic_write_json(out / "front.json", result)
     on_front = {m["id"] for m in models}
     atomic_write_text(
-        out / "candidates.csv", candidates_csv(state, runner.preset.modalities, on_front)
+        out / "candidates.csv",
+        candidates_csv(state, runner.preset.modalities, on_front, evaluator.metric),
     )
-    plot_pareto(out / "pareto.png", state, on_front, runner.preset.modalities)
+    plot_pareto(out / "pareto.png", state, on_front, runner.preset.modalities, evaluator.metric)
     plot_hypervolume(out / "hypervolume.png", state.hypervolume)
     return result
 
 
-def candidates_csv(state: SearchState, modalities: tuple[str, ...], on_front: set[str]) -> str:
-    per_modality = [
-        f"{m}_{field}" for m in modalities for field in ("val_acc", "latency_ms", "energy_mj")
-    ]
+UNIMODAL_FIELDS = ("val_metric", "latency_ms", "energy_mj")
+
+
+def candidates_csv(
+    state: SearchState, modalities: tuple[str, ...], on_front: set[str], metric: str
+) -> str:
+    per_modality = [f"{m}_{field}" for m in modalities for field in UNIMODAL_FIELDS]
     header = [
         "id",
         "generation",
         "cells",
         "nodes",
+        "metric",
         *per_modality,
         "fused",
-        "val_acc",
+        "val_metric",
         "latency_ms",
         "energy_mj",
         "on_front",
@@ -142,15 +151,11 @@ def candidates_csv(state: SearchState, modalities: tuple[str, ...], on_front: se
     writer.writerow(header)
     for record in state.records.values():
         individual, fusion = record["individual"], record["fusion"]
-        unimodal = [
-            record["unimodal"][m][field]
-            for m in modalities
-            for field in ("val_acc", "latency_ms", "energy_mj")
-        ]
+        unimodal = [record["unimodal"][m][field] for m in modalities for field in UNIMODAL_FIELDS]
         mm = (
             [
                 True,
-                fusion["val_acc"],
+                fusion["val_metric"],
                 fusion["latency_ms"],
                 fusion["energy_mj"],
                 record["id"] in on_front,
@@ -166,6 +171,7 @@ def candidates_csv(state: SearchState, modalities: tuple[str, ...], on_front: se
                 record["generation"],
                 individual["cells"],
                 individual["nodes"],
+                metric,
                 *unimodal,
                 *mm,
                 json.dumps(individual["backbones"], sort_keys=True),

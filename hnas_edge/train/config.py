@@ -16,10 +16,10 @@ class TrainConfig:
     weight_decay: float = 1e-4
     n_random: int = 2  # random subnets per step, besides the max and the min (sandwich rule)
     kd_temperature: float = 1.0
-    patience: int = 4  # epochs without a better max-subnet validation accuracy before stopping
+    patience: int = 4  # epochs without a better max-subnet validation metric before stopping
     bn_batches: int = 8  # batches for batch-norm recalibration of a subnet
     seed: int = 0
-    spread_samples: int = 20  # random subnets scored after training (accuracy spread)
+    spread_samples: int = 20  # random subnets scored after training (metric spread)
     limit: int | None = None  # train on the first N samples only (quick looks, tests)
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""Batch-norm recalibration and evaluation of one subnet."""
+"""Batch-norm recalibration and evaluation of one subnet with the task's metric."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hnas_edge.data.metrics import score
 from hnas_edge.space.ofa import OFASupernet
 from hnas_edge.train.batches import ModalityData, batches
 
@@ -36,33 +37,26 @@ def recalibrate_bn(net: nn.Module, x: torch.Tensor, batch_size: int, n_batches: 
 
 
 @torch.no_grad()
-def accuracy(
+def task_metric(
     net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, batch: int = 256
 ) -> float:
-    """Top-1 accuracy (multiclass) or micro accuracy of thresholded logits (multilabel)."""
+    """The task's metric (accuracy or weighted F1, :func:`hnas_edge.data.metrics.score`) of
+    ``net`` on a whole split: logits batch by batch, scored once."""
     net.eval()
-    correct, total = 0.0, 0
-    for xb, yb in batches(x, y, batch):
-        logits = net(xb)
-        if task == "multiclass":
-            correct += (logits.argmax(1) == yb).sum().item()
-            total += len(yb)
-        else:
-            correct += ((logits > 0).float() == yb).float().sum().item()
-            total += yb.numel()
-    return correct / max(total, 1)
+    logits = torch.cat([net(xb) for xb, _ in batches(x, y, batch)])
+    return score(logits.numpy(), y.numpy(), task)
 
 
-def subnet_accuracy(
+def subnet_metric(
     net: nn.Module,
     config: Mapping[str, Any],
     data: ModalityData,
     batch_size: int,
     bn_batches: int,
 ) -> float:
-    """Validation accuracy of one subnet (any config of a fixed network: ``{}``) after
+    """Validation metric of one subnet (any config of a fixed network: ``{}``) after
     batch-norm recalibration on ``bn_batches`` training batches."""
     if isinstance(net, OFASupernet):
         net.set_active(config)
     recalibrate_bn(net, data.train[0], batch_size, bn_batches)
-    return accuracy(net, *data.val, data.task)
+    return task_metric(net, *data.val, data.task)

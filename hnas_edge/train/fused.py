@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hnas_edge.data.metrics import score
 from hnas_edge.space.mmnn import MultimodalNet
 from hnas_edge.train.sandwich import task_loss
 
@@ -86,18 +87,18 @@ def fit_fusion(
 
 
 @torch.no_grad()
-def fused_accuracy(
+def fused_metric(
     net: MultimodalNet, data: tuple[dict[str, torch.Tensor], torch.Tensor], task: str
 ) -> float:
-    return accuracy_on_features(net, cached_features(net, data[0]), data[1], task)
+    """The task's metric of ``net`` on a whole split (inputs per modality, targets)."""
+    return metric_on_features(net, cached_features(net, data[0]), data[1], task)
 
 
 @torch.no_grad()
-def accuracy_on_features(
+def metric_on_features(
     net: MultimodalNet, features: dict[int, torch.Tensor], labels: torch.Tensor, task: str
 ) -> float:
+    """:func:`fused_metric` on features already computed."""
     net.eval()
     logits = _logits(net, {i: features[i] for i in net.used})
-    if task == "multiclass":
-        return (logits.argmax(1) == labels).float().mean().item()
-    return ((logits > 0).float() == labels).float().mean().item()
+    return score(logits.numpy(), labels.numpy(), task)

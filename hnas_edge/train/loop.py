@@ -3,7 +3,8 @@ epoch, resumable, early-stopped on the validation split.
 
 Output folder::
 
-    OUT/train.json               settings, versions, per-modality history and final accuracies
+    OUT/train.json               settings, versions, the task's metric (``metric``: accuracy or
+                                 weighted_f1), per-modality history and final validation metrics
     OUT/<modality>/supernet.pt   the weights of the best epoch (weights_only-safe)
     OUT/<modality>/checkpoint.pt everything needed to resume (weights, optimiser, RNG states)
 """
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hnas_edge.data import load_dataset
+from hnas_edge.data import load_dataset, metric_of
 from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_json, provenance, read_json
 from hnas_edge.space.maxout import MaxoutBackbone, MaxoutSpace
@@ -29,7 +30,7 @@ from hnas_edge.space.presets import SpacePreset, get_preset, preset_for_dataset
 from hnas_edge.train import checkpoint
 from hnas_edge.train.batches import ModalityData, batches
 from hnas_edge.train.config import TrainConfig
-from hnas_edge.train.evaluation import subnet_accuracy
+from hnas_edge.train.evaluation import subnet_metric
 from hnas_edge.train.sandwich import plain_step, sandwich_step
 
 Progress = Callable[[str, int, int, dict[str, float]], None]
@@ -39,8 +40,8 @@ def build_network(space: Any) -> nn.Module:
     return MaxoutBackbone(space) if isinstance(space, MaxoutSpace) else OFASupernet(space)
 
 
-def _accuracy(net: nn.Module, config: dict, data: ModalityData, cfg: TrainConfig) -> float:
-    return subnet_accuracy(net, config, data, cfg.batch_size, cfg.bn_batches)
+def _metric(net: nn.Module, config: dict, data: ModalityData, cfg: TrainConfig) -> float:
+    return subnet_metric(net, config, data, cfg.batch_size, cfg.bn_batches)
 
 
 def _epoch(
@@ -98,8 +99,8 @@ def train_modality(
         epoch = state["epoch"]
         loss = _epoch(net, data, cfg, optimizer, rng, epoch)
         scheduler.step()
-        val = _accuracy(net, max_config, data, cfg)
-        state["history"].append({"epoch": epoch + 1, "loss": loss, "val_acc_max": val})
+        val = _metric(net, max_config, data, cfg)
+        state["history"].append({"epoch": epoch + 1, "loss": loss, "val_metric_max": val})
         if val > state["best"]:
             state["best"], state["bad_epochs"] = val, 0
             checkpoint.save(folder / "supernet.pt", {"model": net.state_dict()})
@@ -118,19 +119,19 @@ def train_modality(
             },
         )
         if progress:
-            progress(modality, epoch + 1, cfg.epochs, {"loss": loss, "val_acc_max": val})
+            progress(modality, epoch + 1, cfg.epochs, {"loss": loss, "val_metric_max": val})
     net.load_state_dict(checkpoint.load(folder / "supernet.pt")["model"])
     summary: dict[str, Any] = {
         "epochs_run": state["epoch"],
         "stopped_early": state["epoch"] < cfg.epochs,
         "history": state["history"],
-        "val_acc_max": _accuracy(net, max_config, data, cfg),
+        "val_metric_max": _metric(net, max_config, data, cfg),
     }
     if isinstance(net, OFASupernet):
-        summary["val_acc_min"] = _accuracy(net, net.min_config(), data, cfg)
+        summary["val_metric_min"] = _metric(net, net.min_config(), data, cfg)
         sampler = random.Random(cfg.seed + 1)
-        summary["val_acc_random"] = [
-            _accuracy(net, net.sample_config(sampler), data, cfg) for _ in range(cfg.spread_samples)
+        summary["val_metric_random"] = [
+            _metric(net, net.sample_config(sampler), data, cfg) for _ in range(cfg.spread_samples)
         ]
     return summary
 
@@ -167,13 +168,17 @@ def train(
     record = (
         read_json(record_path, what="training record") if resume and record_path.exists() else {}
     )
-    if record and record.get("settings", {}).get("config") != cfg.to_dict():
+    metric = metric_of(preset.task)
+    if record and (
+        record.get("settings", {}).get("config") != cfg.to_dict() or record.get("metric") != metric
+    ):
         raise HnasError(
             f"{out} was trained with other settings; resume with the same options or a new --out"
         )
     record = record or {
         "dataset": dataset,
         "preset": preset.name,
+        "metric": metric,
         "settings": {"config": cfg.to_dict(), "data_dir": data_dir},
         "modalities": {},
     }

@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import TaskID
 
+from hnas_edge.data.metrics import LABELS, metric_of
+from hnas_edge.space.presets import preset_for_dataset
 from hnas_edge.train.config import TrainConfig
 from hnas_edge.train.loop import train
 
@@ -24,6 +26,7 @@ def train_with_progress(
     """:func:`~hnas_edge.train.loop.train`, showing progress on ``console``."""
     from hnas_edge.reporting import progress_bar
 
+    label = LABELS[metric_of(preset_for_dataset(dataset).task)]
     with progress_bar(console, "figures") as bar:
         tasks: dict[str, TaskID] = {}
 
@@ -31,7 +34,8 @@ def train_with_progress(
             if modality not in tasks:
                 tasks[modality] = bar.add_task(f"training {modality}", total=total, figures="")
             text = (
-                f"loss {figures['loss']:.3f}  val acc (max subnet) {figures['val_acc_max']:.1%}"
+                f"loss {figures['loss']:.3f}  val {label} (max subnet) "
+                f"{figures['val_metric_max']:.1%}"
                 if figures
                 else ""
             )

@@ -1,4 +1,5 @@
-"""Score a subnet quickly: recalibrate batch norm, evaluate on validation. What stage 1 calls."""
+"""Score a subnet quickly: recalibrate batch norm, the task's metric on validation. What stage 1
+calls."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from torch import nn
 
 from hnas_edge.data.base import MultimodalDataset
 from hnas_edge.train.batches import ModalityData
-from hnas_edge.train.evaluation import subnet_accuracy
+from hnas_edge.train.evaluation import subnet_metric
 
 
 class SubnetScorer:
-    """Validation accuracy of subnets of one modality's trained supernet.
+    """Validation metric (the task's: accuracy or weighted F1) of subnets of one modality's trained
+    supernet.
 
     The modality's tensors are gathered once; every score recalibrates batch norm on the same
     first ``bn_batches`` shuffled training batches, so a config always gets the same score.
@@ -42,9 +44,9 @@ class SubnetScorer:
         return cls(supernet, ModalityData.of(dataset_train, dataset_val, modality), **options)
 
     def score(self, config: Mapping[str, Any]) -> float:
-        """Accuracy in [0, 1] of ``config`` on the validation split."""
+        """The task's metric in [0, 1] of ``config`` on the validation split."""
         start = time.perf_counter()
-        value = subnet_accuracy(self.supernet, config, self.data, self.batch_size, self.bn_batches)
+        value = subnet_metric(self.supernet, config, self.data, self.batch_size, self.bn_batches)
         self.seconds += time.perf_counter() - start
         self.calls += 1
         return value

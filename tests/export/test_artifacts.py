@@ -21,6 +21,7 @@ from hnas_edge.export.searched import load_searched
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.lut import Calibration, Lut
 from hnas_edge.quickstart import Budget, pick_models, quickstart
+from hnas_edge.reporting import print_split
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = DeviceProfile.load("cpu")
@@ -56,6 +57,8 @@ def test_an_export_matches_torch_and_says_what_it_promises(exported, model, fmt)
     assert [i["name"] for i in side["inputs"]] == ["image", "audio"]
     assert side["inputs"][0]["shape"] == [1, 1, 28, 28]  # batch 1: what the LUT priced
     assert side["predicted"] == {"latency_ms": model["latency_ms"], "energy_mj": model["energy_mj"]}
+    assert side["search_metrics"]["metric"] == "accuracy"
+    assert side["search_metrics"]["test_metric"] == model["test_metric"]
     assert side["searched_for"]["device"] == "macs"
     assert side["architecture"] == model["architecture"]
     assert len(side["output"]["labels"]) == 10
@@ -69,8 +72,17 @@ def test_the_deployed_model_scores_what_the_search_reported(exported, model, fin
         score = evaluate_split(deployed, "test", limit=limit)
     finally:
         deployed.close()
-    assert score["samples"] == limit
-    assert score["accuracy"] == pytest.approx(model["test_acc"], abs=1e-3)
+    assert score["samples"] == limit and score["metric"] == "accuracy"
+    assert score["value"] == pytest.approx(model["test_metric"], abs=1e-3)
+    assert score["search_test_metric"] == model["test_metric"]
+
+
+def test_deploy_split_prints_the_metric_by_name_beside_the_search_figure():
+    console = Console(record=True, width=200)
+    score = {"split": "test", "samples": 96, "metric": "weighted_f1", "value": 0.5}
+    print_split(console, {**score, "search_test_metric": 0.52})
+    text = console.export_text()
+    assert text == "test: weighted F1 50.00% on 96 (search reported 52.00% on test)\n"
 
 
 def test_a_dynamic_batch_export_scores_whole_batches(finished, model, tmp_path):
@@ -83,7 +95,7 @@ def test_a_dynamic_batch_export_scores_whole_batches(finished, model, tmp_path):
         score = evaluate_split(deployed, "test", limit=read_front(finished)["samples_limit"])
     finally:
         deployed.close()
-    assert score["accuracy"] == pytest.approx(model["test_acc"], abs=1e-3)
+    assert score["value"] == pytest.approx(model["test_metric"], abs=1e-3)
 
 
 def test_a_bench_reports_latency_energy_and_the_prediction(exported, model):
@@ -161,9 +173,9 @@ def test_export_of_a_model_not_on_the_front_is_refused(finished, tmp_path):
 def test_pick_models_takes_the_most_accurate_and_the_fastest():
     front = {
         "models": [
-            {"id": "a", "val_acc": 0.9, "latency_ms": 3.0},
-            {"id": "b", "val_acc": 0.8, "latency_ms": 1.0},
-            {"id": "c", "val_acc": 0.85, "latency_ms": 2.0},
+            {"id": "a", "val_metric": 0.9, "latency_ms": 3.0},
+            {"id": "b", "val_metric": 0.8, "latency_ms": 1.0},
+            {"id": "c", "val_metric": 0.85, "latency_ms": 2.0},
         ]
     }
     assert pick_models(front) == {"most_accurate": "a", "fastest": "b"}
@@ -187,6 +199,7 @@ def test_quickstart_reuses_finished_stages(supernets, lut, finished, tmp_path):
     for entry in record["summary"].values():
         assert (out / entry["artifact"]).exists()
         assert entry["bench"]["latency_median_ms"] > 0
+        assert entry["test"]["metric"] == "accuracy"
     again = quickstart(out, console, Budget(bench_iterations=10))
     assert again["stages"] == record["stages"]
 
@@ -206,4 +219,4 @@ def test_a_plan_is_built_checked_and_deployed_on_a_gpu(finished, model, tmp_path
         score = evaluate_split(deployed, "test", limit=limit)
     finally:
         deployed.close()
-    assert score["accuracy"] == pytest.approx(model["test_acc"], abs=0.02)
+    assert score["value"] == pytest.approx(model["test_metric"], abs=0.02)

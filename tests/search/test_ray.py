@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def front_of(out):
-    return [(m["id"], m["val_acc"], m["latency_ms"]) for m in read_front(out)["models"]]
+    return [(m["id"], m["val_metric"], m["latency_ms"]) for m in read_front(out)["models"]]
 
 
 def fused_records(out):
@@ -126,7 +126,7 @@ def test_stage_2_on_shared_backbones_equals_stage_2_computing_its_own(supernets,
         assert worker.backbone_features(modality, config, "train") is value["features"]["train"]
     on_shared = worker.fuse(job)
     on_its_own = Evaluator(inputs).fuse(job)
-    for field in ("architecture", "val_acc", "latency_ms", "energy_mj"):
+    for field in ("architecture", "val_metric", "latency_ms", "energy_mj"):
         assert on_shared[field] == on_its_own[field]
 
 

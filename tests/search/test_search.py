@@ -3,15 +3,19 @@ tests/conftest.py)."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
 from conftest import PRESET, mac_priced_lut, read_front, tiny
 from conftest import run_search as run
+from rich.console import Console
 
 from hnas_edge.errors import HnasError
-from hnas_edge.search.engine import SearchProgress
+from hnas_edge.reporting import print_search
+from hnas_edge.search.engine import SearchProgress, load_state
 from hnas_edge.search.evaluate import SearchInputs, late_fusion
+from hnas_edge.search.plots import error_label
 from hnas_edge.search.progress import check_inputs
 from hnas_edge.space.mmnn import MultimodalArch, build_fresh
 from hnas_edge.train import checkpoint
@@ -20,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def front_of(out):
-    return [(m["id"], m["val_acc"], m["latency_ms"]) for m in read_front(out)["models"]]
+    return [(m["id"], m["val_metric"], m["latency_ms"]) for m in read_front(out)["models"]]
 
 
 def test_a_search_writes_the_front_every_candidate_the_models_and_the_plots(finished):
@@ -33,8 +37,35 @@ def test_a_search_writes_the_front_every_candidate_the_models_and_the_plots(fini
     rows = (finished / "candidates.csv").read_text().splitlines()
     assert len(rows) - 1 == result["evaluated"]["stage1"] >= result["evaluated"]["stage2"] > 0
     for model in result["models"]:
-        assert 0 <= model["test_acc"] <= 1 and model["latency_ms"] > 0
+        assert 0 <= model["test_metric"] <= 1 and model["latency_ms"] > 0
         assert model["energy_mj"] == pytest.approx(2 * sum_of_parts(model), rel=1e-6)
+
+
+def test_the_results_name_the_task_metric_they_rank_by(finished):
+    """avdigits is multiclass: accuracy (a multi-label dataset would say weighted_f1)."""
+    result = read_front(finished)
+    assert result["metric"] == "accuracy"
+    for entry in [*result["models"], *result["best_unimodal"].values()]:
+        assert 0 <= entry["val_metric"] <= 1 and 0 <= entry["test_metric"] <= 1
+    with open(finished / "candidates.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {"metric", "image_val_metric", "audio_val_metric", "val_metric"} <= set(rows[0])
+    assert {row["metric"] for row in rows} == {"accuracy"}
+    console = Console(record=True, width=200)
+    print_search(console, result, finished)
+    assert "val accuracy" in console.export_text()
+
+
+def test_an_error_axis_says_which_metric_it_is_one_minus():
+    assert error_label("weighted_f1") == "validation error (1 − weighted F1) %"
+    assert error_label("accuracy") == "validation error (1 − accuracy) %"
+
+
+def test_a_search_state_of_an_older_format_is_refused_with_the_settings_message(tmp_path):
+    """Format 1 ranked on val_acc; its records cannot be read as the task's metric."""
+    (tmp_path / "state.json").write_text(json.dumps({"format": 1, "settings": tiny().to_dict()}))
+    with pytest.raises(HnasError, match="other settings"):
+        load_state(tmp_path, tiny(), resume=True)
 
 
 def sum_of_parts(model):
@@ -46,7 +77,7 @@ def sum_of_parts(model):
 
 def test_the_front_is_mutually_non_dominated(finished):
     models = read_front(finished)["models"]
-    points = [(1 - m["val_acc"], m["latency_ms"], m["energy_mj"]) for m in models]
+    points = [(1 - m["val_metric"], m["latency_ms"], m["energy_mj"]) for m in models]
     for p in points:
         for q in points:
             dominates = all(a <= b for a, b in zip(q, p, strict=True)) and q != p

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 import torch
+from torch import nn
 
 from hnas_edge.data import load_dataset
 from hnas_edge.errors import HnasError
@@ -13,7 +15,7 @@ from hnas_edge.space.ofa import OFASupernet
 from hnas_edge.space.presets import get_preset
 from hnas_edge.train import checkpoint
 from hnas_edge.train.config import TrainConfig
-from hnas_edge.train.evaluation import recalibrate_bn
+from hnas_edge.train.evaluation import recalibrate_bn, task_metric
 from hnas_edge.train.loop import load_supernets, train, trained_preset
 from hnas_edge.train.sandwich import sandwich_step
 from hnas_edge.train.scorer import SubnetScorer
@@ -61,6 +63,20 @@ def test_recalibration_gives_each_subnet_its_own_batch_norm_statistics(audio_net
     recalibrate_bn(audio_net, x, batch_size=32, n_batches=2)
     assert not torch.allclose(bn.running_mean[:48], small)  # the max subnet's own statistics
     assert not audio_net.training
+
+
+def test_a_split_is_scored_whole_not_as_a_mean_over_batches():
+    """Weighted F1 of batches [2 films], [1 film] would average 2/3 and 1 to 5/6."""
+    logits = torch.tensor([[1.0, -1.0], [-1.0, -1.0], [-1.0, 1.0]])  # the net passes them on
+    genres = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    # class 0: tp 1, fn 1 -> F1 2/3 (support 2); class 1: tp 1 -> F1 1 (support 1)
+    whole = (2 / 3 * 2 + 1) / 3
+    assert task_metric(nn.Identity(), logits, genres, "multilabel", batch=2) == pytest.approx(whole)
+
+
+def test_a_multiclass_split_is_scored_by_accuracy():
+    logits, digits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]]), torch.tensor([0, 1, 1])
+    assert task_metric(nn.Identity(), logits, digits, "multiclass", batch=2) == pytest.approx(2 / 3)
 
 
 def test_checkpoints_load_with_weights_only_and_bad_files_are_refused(tmp_path, audio_net):
@@ -111,13 +127,24 @@ def test_an_existing_run_is_not_overwritten(tmp_path):
         train("avdigits", tmp_path / "run", TINY)
 
 
+def test_a_run_recorded_under_another_metric_does_not_resume(tmp_path):
+    """train.json names its metric; one without (older runs ranked on accuracy alone) is refused
+    before any work rather than mixing two metrics in one history."""
+    (tmp_path / "run").mkdir()
+    record = {"settings": {"config": TINY.to_dict()}, "modalities": {}}
+    (tmp_path / "run" / "train.json").write_text(json.dumps(record))
+    with pytest.raises(HnasError, match="other settings"):
+        train("avdigits", tmp_path / "run", TINY, resume=True)
+
+
 def test_trained_supernets_load_back_and_score_subnets_deterministically(tmp_path):
     out = tmp_path / "run"
     once = TrainConfig(**{**TINY.to_dict(), "epochs": 1, "spread_samples": 3})
     record = train("avdigits", out, once)
+    assert record["metric"] == "accuracy"  # avdigits is multiclass
     audio = record["modalities"]["audio"]
-    assert 0.0 <= audio["val_acc_min"] <= 1.0
-    assert len(audio["val_acc_random"]) == 3
+    assert 0.0 <= audio["val_metric_min"] <= 1.0
+    assert len(audio["val_metric_random"]) == 3
     assert record["settings"]["config"] == once.to_dict()
     assert record["provenance"]["versions"]
     nets = load_supernets(out)
