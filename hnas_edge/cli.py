@@ -194,7 +194,12 @@ def search(
     from hnas_edge.search.evaluate import SearchInputs
     from hnas_edge.search.evolution import EvolutionConfig
     from hnas_edge.search.executor import RayOptions
-    from hnas_edge.search.progress import check_lut, ensure_supernets, search_with_progress
+    from hnas_edge.search.progress import (
+        check_data,
+        check_lut,
+        ensure_supernets,
+        search_with_progress,
+    )
     from hnas_edge.train.loop import set_threads
 
     set_threads(threads)
@@ -222,6 +227,7 @@ def search(
     if ray is not None:
         import_ray()  # one line naming the extra, before any work
     check_lut(lut, dataset, accounting)  # before training supernets for nothing
+    check_data(dataset, data_dir)
     folder = ensure_supernets(supernets, dataset, data_dir, out, console)
     inputs = SearchInputs(folder, dataset, data_dir, lut, config, out)
     print_search(console, search_with_progress(inputs, console, workers, resume, ray), out)

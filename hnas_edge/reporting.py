@@ -17,6 +17,7 @@ from rich.progress import (
 from rich.table import Table
 
 from hnas_edge.profiling.summary import LutSummary
+from hnas_edge.space.specs import shape_text
 
 if TYPE_CHECKING:
     from hnas_edge.profiling.architecture import PricedArchitecture
@@ -88,10 +89,6 @@ def print_lut_summary(console: Console, summary: LutSummary, path: Path) -> None
         console.print("calibration: none yet (run `hnas lut validate` to fit one)")
 
 
-def _shape(shape: tuple[int, ...]) -> str:
-    return "×".join(map(str, shape))
-
-
 def _span(low: int, high: int) -> str:
     unit, suffix = (1e6, "M") if high >= 1e6 else (1e3, "k")
     return f"{low / unit:.3g}–{high / unit:.3g} {suffix}"
@@ -109,7 +106,7 @@ def print_space_summary(
         table.add_row(
             b.modality,
             b.kind,
-            _shape(b.in_shape),
+            shape_text(b.in_shape),
             f"{b.num_configs:.3g}" if b.num_configs > 9999 else str(b.num_configs),
             _span(*b.params),
             _span(*b.macs),
@@ -124,7 +121,7 @@ def print_space_summary(
         f"nodes per cell {list(preset.nodes)}"
     )
     for b in backbones:
-        shapes = ", ".join(_shape(s) for s in b.feature_shapes)
+        shapes = ", ".join(shape_text(s) for s in b.feature_shapes)
         console.print(f"fusion candidates of {b.modality}: {shapes}")
 
 

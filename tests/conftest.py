@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -123,6 +124,24 @@ def supernets(tmp_path_factory):
     train("avdigits", folder, config)
     torch.set_num_threads(threads)
     return folder
+
+
+#: What every command says of AV-MNIST as MultiBench ships it (see ``write_avmnist_npy``).
+MULTIBENCH_AUDIO = (
+    "audio samples of dataset avmnist are 1×112×112 but preset avmnist expects 1×20×20"
+)
+
+
+def write_avmnist_npy(root, audio_size, sizes=(("train", 24), ("test", 6)), seed=0):
+    """AV-MNIST in MultiBench's npy layout: flat 784-pixel images, ``audio_size``² spectrograms
+    (MultiBench ships 112×112; the avmnist preset takes 20×20)."""
+    rng = np.random.default_rng(seed)
+    for source, n in sizes:
+        for modality, shape in (("image", (n, 784)), ("audio", (n, audio_size, audio_size))):
+            (root / modality).mkdir(parents=True, exist_ok=True)
+            np.save(root / modality / f"{source}_data.npy", rng.uniform(0, 255, shape))
+        np.save(root / f"{source}_labels.npy", np.arange(n) % 10)
+    return root
 
 
 def mac_priced_lut(path, spare=()):

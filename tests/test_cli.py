@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import MULTIBENCH_AUDIO, write_avmnist_npy
 from typer.testing import CliRunner
 
 from hnas_edge import __version__
@@ -198,3 +199,24 @@ def test_an_error_line_is_printed_verbatim_brackets_and_all(monkeypatch, capsys)
         cli.main()
     assert exited.value.code == 2
     assert 'pip install "hnas-edge[gpu]"' in capsys.readouterr().err
+
+
+def test_train_refuses_multibench_sized_audio_before_training(tmp_path):
+    data = write_avmnist_npy(tmp_path / "avmnist", audio_size=112)
+    result = hnas("train", "--dataset", "avmnist", "--data-dir", str(data), "--limit", "8",
+                  "--epochs", "1", "--out", str(tmp_path / "sn"))  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {MULTIBENCH_AUDIO}: resample the spectrograms to 20×20; see docs/datasets.md"
+    )
+    assert not (tmp_path / "sn").exists()
+
+
+def test_search_refuses_multibench_sized_audio_before_training_supernets(tmp_path):
+    data = write_avmnist_npy(tmp_path / "avmnist", audio_size=112)
+    lut = full_lut(tmp_path / "cpu.json")
+    result = hnas("search", "--lut", str(lut), "--dataset", "avmnist", "--data-dir", str(data),
+                  "--out", str(tmp_path / "run"))  # fmt: skip
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and MULTIBENCH_AUDIO in result.stderr
+    assert "training" not in result.stdout and not (tmp_path / "run").exists()

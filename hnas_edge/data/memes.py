@@ -9,8 +9,8 @@ Layout (the Harm-P release's ``defaults`` folder, plus one features file per spl
 
 Text features must be precomputed: the Harmonic-NAS code feeds its Maxout text backbone the 77
 CLIP BPE token ids of the meme text, which needs CLIP's vocabulary file that we do not ship; any
-fixed-length per-meme vector works. Images: shorter side to 112 (bicubic), centre 112x112 crop,
-CLIP's channel mean/std, as in the paper's code.
+vector of 77 values per meme works (what the memes preset's text backbone takes). Images: shorter
+side to 112 (bicubic), centre 112x112 crop, CLIP's channel mean/std, as in the paper's code.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ from hnas_edge.export.artifact import sidecar_path
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.runtimes import Runtime, get_runtime
+from hnas_edge.space.shapes import check_input_shapes
+from hnas_edge.space.specs import shape_text
 
 Arrays = dict[str, np.ndarray]
 
@@ -30,8 +32,10 @@ class Deployed:
     runtime: Runtime
     batch_one: bool  # the graph takes batch 1 (the default export, and every TensorRT plan)
 
-    def run(self, inputs: Arrays) -> np.ndarray:
-        check_inputs(self.sidecar, inputs)
+    def run(self, inputs: Arrays, source: str = "the inputs") -> np.ndarray:
+        """The model's outputs for a batch; ``source`` names where ``inputs`` came from in an
+        error."""
+        check_inputs(self.sidecar, inputs, source)
         if not self.batch_one:
             return self.runtime.run(inputs)[0]
         n = len(next(iter(inputs.values())))
@@ -76,19 +80,28 @@ def open_artifact(path: Path, device: DeviceProfile) -> Deployed:
     return Deployed(path, sidecar, runtime, batch_one)
 
 
-def check_inputs(sidecar: dict[str, Any], inputs: Arrays) -> None:
+def declared_shapes(sidecar: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """One sample's shape per input (no batch dimension), as the sidecar declares them."""
+    return {i["name"]: tuple(i["shape"][1:]) for i in sidecar["inputs"]}
+
+
+def check_inputs(sidecar: dict[str, Any], inputs: Arrays, source: str = "the inputs") -> None:
     """Names, per-sample shapes and dtype as the sidecar declares them; one line otherwise."""
-    expected = {i["name"]: i for i in sidecar["inputs"]}
+    expected = declared_shapes(sidecar)
     if set(inputs) != set(expected):
         raise HnasError(
             f"inputs {sorted(inputs)} do not match the model's {sorted(expected)}; "
             "give one array per modality"
         )
     for name, x in inputs.items():
-        shape = expected[name]["shape"][1:]
-        if list(x.shape[1:]) != shape or x.ndim != len(shape) + 1:
-            wanted = ", ".join(map(str, ["N", *shape]))
-            raise HnasError(f"input {name} has shape {list(x.shape)}; the model takes [{wanted}]")
+        if x.ndim != len(expected[name]) + 1:
+            raise HnasError(
+                f"input {name} of {source} has {x.ndim} dimensions; the model takes "
+                f"{len(expected[name]) + 1}, batch first (N×{shape_text(expected[name])})"
+            )
+    got = {name: x.shape[1:] for name, x in inputs.items()}
+    check_input_shapes(got, expected, "the model", source)
+    for name, x in inputs.items():
         if x.dtype != np.float32:
             raise HnasError(f"input {name} is {x.dtype}; the model takes float32 (preprocessed)")
 
@@ -180,12 +193,14 @@ def evaluate_split(
 
     side = deployed.sidecar
     data = load_dataset(side["dataset"], side.get("data_dir"), split=split)
+    source = f"dataset {data.name}"
+    check_input_shapes(data.input_shapes, declared_shapes(side), "the model", source)
     n = min(len(data), limit or len(data))
     tensors = {i["name"]: modality_tensors(data, i["name"], n) for i in side["inputs"]}
     inputs = {m: x for m, (x, _) in tensors.items()}
     logits = np.concatenate(
         [
-            deployed.run({m: x[s : s + batch].float().numpy() for m, x in inputs.items()})
+            deployed.run({m: x[s : s + batch].float().numpy() for m, x in inputs.items()}, source)
             for s in range(0, n, batch)
         ]
     )
@@ -211,4 +226,4 @@ def predict_file(deployed: Deployed, path: Path) -> np.ndarray:
         ) from None
     from hnas_edge.data.metrics import predictions
 
-    return predictions(deployed.run(inputs), deployed.sidecar["output"]["task"])
+    return predictions(deployed.run(inputs, str(path)), deployed.sidecar["output"]["task"])

@@ -22,6 +22,7 @@ from hnas_edge.errors import ConfigError, HnasError
 from hnas_edge.export.onnx import OPSET, export_onnx, onnx_parity, run_onnx
 from hnas_edge.export.searched import SearchedModel
 from hnas_edge.io import atomic_write_bytes, atomic_write_json, provenance
+from hnas_edge.space.shapes import check_dataset_shapes
 from hnas_edge.train.batches import modality_tensors
 
 FORMATS = ("onnx", "ort", "plan")
@@ -50,8 +51,11 @@ def _split(dataset: str, data_dir: str | None, split: str) -> MultimodalDataset:
 
 
 def model_split(model: SearchedModel, split: str) -> MultimodalDataset:
-    """A split of the dataset ``model`` was searched on (loaded once per export)."""
-    return _split(model.result["dataset"], model.result.get("data_dir"), split)
+    """A split of the dataset ``model`` was searched on (loaded once per export), refused if its
+    samples are not the sizes the model takes (the folder may have changed since the search)."""
+    data = _split(model.result["dataset"], model.result.get("data_dir"), split)
+    check_dataset_shapes(model.net.preset, data)
+    return data
 
 
 def sample_inputs(

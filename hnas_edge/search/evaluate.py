@@ -43,6 +43,7 @@ from hnas_edge.space.fusion import CellGene, Genotype, NodeGene
 from hnas_edge.space.mmnn import MultimodalArch, MultimodalNet, arch_parts, candidates
 from hnas_edge.space.ofa import OFASupernet
 from hnas_edge.space.presets import SpacePreset
+from hnas_edge.space.shapes import check_dataset_shapes
 from hnas_edge.train import checkpoint
 from hnas_edge.train.batches import ModalityData, modality_tensors
 from hnas_edge.train.evaluation import recalibrate_bn, task_metric
@@ -112,6 +113,8 @@ class Evaluator:
         self.accounting = inputs.config.accounting or default_accounting(self.lut)
         self.op_costs = OperatorCosts.from_lut(self.lut, self.preset.fusion_C, self.preset.fusion_L)
         self._splits = {s: load_dataset(inputs.dataset, inputs.data_dir, split=s) for s in SPLITS}
+        # the supernets' space, not the dataset's: refuses supernets of another space as well
+        check_dataset_shapes(self.preset, self._splits["train"])
         self.task = self._splits["train"].task
         self.metric = metric_of(self.task)  # what every score below is
         self.labels = {s: d.targets[: self.config.limit] for s, d in self._splits.items()}

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
+from hnas_edge.data import load_dataset
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling.coverage import coverage
 from hnas_edge.profiling.lut import Lut
@@ -17,6 +18,7 @@ from hnas_edge.search.evaluate import SearchInputs
 from hnas_edge.search.executor import RayOptions
 from hnas_edge.search.results import write_results
 from hnas_edge.space.presets import preset_for_dataset
+from hnas_edge.space.shapes import check_dataset_shapes
 from hnas_edge.train.config import TrainConfig
 from hnas_edge.train.loop import trained_preset
 
@@ -52,8 +54,14 @@ def check_lut(lut: Path, dataset: str, accounting: str | None) -> None:
         )
 
 
+def check_data(dataset: str, data_dir: str | None) -> None:
+    """Refuse, before any work, a dataset whose samples are not the sizes its space takes."""
+    check_dataset_shapes(preset_for_dataset(dataset), load_dataset(dataset, data_dir, "train"))
+
+
 def check_inputs(inputs: SearchInputs) -> None:
-    """Refuse, before any work, a LUT that cannot price the space or supernets of another one."""
+    """Refuse, before any work, a LUT that cannot price the space, supernets of another one, or
+    samples of other sizes than the space takes."""
     check_lut(inputs.lut, inputs.dataset, inputs.config.accounting)
     preset = preset_for_dataset(inputs.dataset)
     supernet_preset = trained_preset(inputs.supernets)
@@ -62,6 +70,7 @@ def check_inputs(inputs: SearchInputs) -> None:
             f"{inputs.supernets} holds supernets of the {supernet_preset.name} space; "
             f"dataset {inputs.dataset} searches {preset.name}: train for it with `hnas train`"
         )
+    check_data(inputs.dataset, inputs.data_dir)
 
 
 def ensure_supernets(

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hnas_edge.errors import ConfigError
-from hnas_edge.space.specs import FUSION_OPS, AdapterSpec, FusionOpSpec
+from hnas_edge.space.specs import FUSION_OPS, AdapterSpec, FusionOpSpec, shape_text
 
 # --- operators (Table 2) ---------------------------------------------------------------------
 
@@ -163,6 +163,18 @@ def window_index(size: int, out: int) -> torch.Tensor:
     return torch.tensor([[min(start + j, end - 1) for j in range(k)] for start, end in windows])
 
 
+def refuse_other_shape(got: Sequence[int], built_for: Sequence[int], what: str) -> None:
+    """Refuse a feature whose shape is not the one a module was built for, instead of letting it
+    read part of it. Shapes are Python ints here, so the check costs nothing and leaves no trace
+    in an ONNX graph or a captured CUDA graph."""
+    if tuple(got) != tuple(built_for):
+        raise ConfigError(
+            f"{what} was built for {shape_text(tuple(built_for))} features but got "
+            f"{shape_text(tuple(got))}: the backbone's input is not the size its preset expects "
+            "(see docs/datasets.md)"
+        )
+
+
 class AdaptiveMaxPool(nn.Module):
     """``F.adaptive_max_pool2d`` to ``out``×``out`` for a fixed ``height``×``width``, in operations
     every ONNX runtime has.
@@ -170,11 +182,13 @@ class AdaptiveMaxPool(nn.Module):
     The ONNX exporter refuses adaptive pooling whose output does not divide the input (7×7 → 4×4
     here), so uneven cases gather each axis's windows and take their max. The window indices are
     non-persistent buffers made once: they follow the module to its device and no host tensor is
-    copied per call (which a CUDA graph capture forbids); checkpoints do not hold them.
+    copied per call (which a CUDA graph capture forbids); checkpoints do not hold them. A map of
+    another size is refused: fixed windows would read only part of it.
     """
 
     def __init__(self, height: int, width: int, out: int) -> None:
         super().__init__()
+        self.size = (height, width)
         self.out = out
         self.even = height % out == 0 and width % out == 0
         self.kernel = (height // out, width // out)
@@ -182,6 +196,7 @@ class AdaptiveMaxPool(nn.Module):
         self.register_buffer("cols", window_index(width, out), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        refuse_other_shape(x.shape[-2:], self.size, "an adaptive max pool")
         if self.even:
             return F.max_pool2d(x, self.kernel)
         for dim, index in ((2, self.rows), (3, self.cols)):
@@ -198,6 +213,7 @@ class FeatureAdapter(nn.Module):
 
     A C_in×H×W map is max-pooled to √L×√L positions and flattened to (B, C_in, L); a flat vector
     (B, C_in) is repeated at the L positions. Then a 1×1 Conv1d to C channels, batch norm, ReLU.
+    A feature of any other shape than ``in_shape`` is refused (:func:`refuse_other_shape`).
     """
 
     def __init__(self, in_shape: Sequence[int], C: int, L: int) -> None:
@@ -217,6 +233,7 @@ class FeatureAdapter(nn.Module):
         return cls(spec.in_shape, spec.C, spec.L)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        refuse_other_shape(x.shape[1:], self.in_shape, "a feature adapter")
         if self.pool is not None:
             x = self.pool(x).flatten(2)
         else:

@@ -72,6 +72,11 @@ class MaxoutSpace:
     pool: int = 4
 
     @property
+    def in_shape(self) -> tuple[int]:
+        """One sample's input (no batch dimension), named as a convolutional space names it."""
+        return (self.in_features,)
+
+    @property
     def spec(self) -> MaxoutSpec:
         return MaxoutSpec(self.in_features, self.hidden, self.n_blocks, self.factor, self.pool)
 

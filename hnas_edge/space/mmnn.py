@@ -213,12 +213,8 @@ class MultimodalNet(nn.Module):
         return arch_parts(self.preset, self.arch)
 
     def example_inputs(self, batch: int = 1) -> dict[str, torch.Tensor]:
-        shapes = {m: _input_shape(space) for m, space in self.preset.backbones}
+        shapes = self.preset.input_shapes()
         return {m: torch.randn(batch, *shapes[m]) for m in self.modalities}
-
-
-def _input_shape(space: Any) -> tuple[int, ...]:
-    return tuple(space.in_shape) if hasattr(space, "in_shape") else (space.in_features,)
 
 
 def build_fresh(preset: SpacePreset, arch: MultimodalArch) -> MultimodalNet:

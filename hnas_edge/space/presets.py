@@ -48,6 +48,10 @@ class SpacePreset:
             f"it has {', '.join(self.modalities)}"
         )
 
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """One sample's input shape per modality (no batch dimension): what the data must be."""
+        return {name: tuple(space.in_shape) for name, space in self.backbones}
+
     def adapter_specs(self) -> Iterator[tuple[str, int, AdapterSpec]]:
         """(modality, feature index, adapter) for every fusion candidate of every backbone."""
         for modality, space in self.backbones:

@@ -35,6 +35,11 @@ def conv_out(size: int, kernel: int, stride: int) -> int:
     return (size + 2 * pad - kernel) // stride + 1
 
 
+def shape_text(shape: tuple[int, ...]) -> str:
+    """A shape as people write it: ``1×20×20``."""
+    return "×".join(map(str, shape))
+
+
 def _render(value: object) -> str:
     if isinstance(value, bool):
         return str(int(value))

@@ -43,7 +43,7 @@ def summarize_backbone(modality: str, space: ModalitySpace) -> BackboneSummary:
     return BackboneSummary(
         modality=modality,
         kind="once-for-all MobileNetV3" if elastic else "Maxout (fixed)",
-        in_shape=space.in_shape if elastic else (space.in_features,),
+        in_shape=tuple(space.in_shape),
         num_configs=space.num_configs(),
         params=(params[0], params[1]),
         macs=(macs[0], macs[1]),

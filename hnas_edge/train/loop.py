@@ -27,6 +27,7 @@ from hnas_edge.io import atomic_write_json, provenance, read_json
 from hnas_edge.space.maxout import MaxoutBackbone, MaxoutSpace
 from hnas_edge.space.ofa import OFASupernet
 from hnas_edge.space.presets import SpacePreset, get_preset, preset_for_dataset
+from hnas_edge.space.shapes import check_dataset_shapes
 from hnas_edge.train import checkpoint
 from hnas_edge.train.batches import ModalityData, batches
 from hnas_edge.train.config import TrainConfig
@@ -188,6 +189,7 @@ def train(
         load_dataset(dataset, data_dir, split="train"),
         load_dataset(dataset, data_dir, "val"),
     )
+    check_dataset_shapes(preset, splits[0])  # before training a network for other sizes
     for modality, space in preset.backbones:
         if modality in record["modalities"]:
             continue

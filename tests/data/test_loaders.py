@@ -7,6 +7,7 @@ import wave
 import numpy as np
 import pytest
 import torch
+from conftest import write_avmnist_npy
 from PIL import Image
 
 from hnas_edge.data import load_dataset
@@ -35,13 +36,7 @@ def write_png(path, shape, seed, mode="L"):
 
 @pytest.fixture
 def avmnist_npy(tmp_path):
-    rng = np.random.default_rng(0)
-    for source, n in (("train", 24), ("test", 6)):
-        for modality, shape in (("image", (n, 784)), ("audio", (n, 16, 16))):
-            (tmp_path / modality).mkdir(exist_ok=True)
-            np.save(tmp_path / modality / f"{source}_data.npy", rng.uniform(0, 255, shape))
-        np.save(tmp_path / f"{source}_labels.npy", np.arange(n) % 10)
-    return tmp_path
+    return write_avmnist_npy(tmp_path, audio_size=16)
 
 
 def test_avmnist_npy_splits_train_into_train_and_a_last_twelfth_val(avmnist_npy):

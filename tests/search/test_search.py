@@ -7,14 +7,14 @@ import csv
 import json
 
 import pytest
-from conftest import PRESET, mac_priced_lut, read_front, tiny
+from conftest import MULTIBENCH_AUDIO, PRESET, mac_priced_lut, read_front, tiny, write_avmnist_npy
 from conftest import run_search as run
 from rich.console import Console
 
-from hnas_edge.errors import HnasError
+from hnas_edge.errors import ConfigError, HnasError
 from hnas_edge.reporting import print_search
 from hnas_edge.search.engine import SearchProgress, load_state
-from hnas_edge.search.evaluate import SearchInputs, late_fusion
+from hnas_edge.search.evaluate import Evaluator, SearchInputs, late_fusion
 from hnas_edge.search.plots import error_label
 from hnas_edge.search.progress import check_inputs
 from hnas_edge.space.mmnn import MultimodalArch, build_fresh
@@ -155,6 +155,27 @@ def test_a_lut_that_cannot_price_the_space_is_refused_before_any_work(supernets,
     with pytest.raises(HnasError, match="lacks 1 of the"):
         check_inputs(inputs)
     assert not (tmp_path / "out").exists()
+
+
+def test_samples_of_other_sizes_than_the_supernets_take_are_refused_before_any_work(
+    supernets, lut, tmp_path
+):
+    multibench = write_avmnist_npy(tmp_path / "avmnist", audio_size=112)
+    inputs = SearchInputs(supernets, "avmnist", str(multibench), lut, tiny(), tmp_path / "out")
+    with pytest.raises(ConfigError, match=MULTIBENCH_AUDIO):
+        check_inputs(inputs)
+    with pytest.raises(ConfigError, match=MULTIBENCH_AUDIO):
+        Evaluator(inputs)  # what every worker builds: it does not run on them either
+    assert not (tmp_path / "out").exists()
+
+
+def test_supernets_of_another_space_are_refused_in_one_line(lut, tmp_path):
+    (tmp_path / "memes").mkdir()
+    (tmp_path / "memes" / "train.json").write_text(json.dumps({"preset": "memes"}))
+    inputs = SearchInputs(tmp_path / "memes", "avdigits", None, lut, tiny(), tmp_path / "out")
+    with pytest.raises(HnasError, match="holds supernets of the memes space; dataset avdigits "
+                       "searches avmnist"):  # fmt: skip
+        check_inputs(inputs)
 
 
 def test_a_process_pool_finds_the_same_front_as_one_process(supernets, lut, finished, tmp_path):

@@ -121,6 +121,19 @@ def test_adapter_brings_maps_and_vectors_to_c_by_l(in_shape):
     assert adapter(torch.randn(2, *in_shape)).shape == (2, 192, 16)
 
 
+@pytest.mark.parametrize(("built_for", "given"), [((24, 5, 5), (24, 28, 28)), ((80,), (96,))])
+def test_adapter_refuses_a_feature_of_another_size_instead_of_cropping_it(built_for, given):
+    adapter = FeatureAdapter(built_for, 192, 16).eval()
+    with pytest.raises(ConfigError, match=f"built for {'×'.join(map(str, built_for))} features "
+                       f"but got {'×'.join(map(str, given))}"):  # fmt: skip
+        adapter(torch.randn(2, *given))
+
+
+def test_adapter_pooling_refuses_a_map_of_another_size():
+    with pytest.raises(ConfigError, match="built for 7×7 features but got 8×8"):
+        AdaptiveMaxPool(7, 7, 4)(torch.randn(1, 3, 8, 8))
+
+
 def test_adapter_needs_a_square_l_for_maps():
     with pytest.raises(ConfigError, match="perfect square"):
         FeatureAdapter((8, 7, 7), 16, 10)
