@@ -252,6 +252,23 @@ def print_training(console: Console, record: dict, out: Path) -> None:
     console.print(f"supernets and train.json in {out}")
 
 
+def live_operators(genotype: dict) -> str:
+    """The operators of a genotype's live nodes, e.g. ``ConcatFC, 2×Sum``."""
+    from collections import Counter
+
+    from hnas_edge.space.fusion import Genotype
+
+    g = Genotype.from_dict(genotype)
+    live = g.live()[0]
+    ops = Counter(
+        node.op
+        for p, cell in enumerate(g.cells)
+        for d, node in enumerate(cell.nodes)
+        if (p, d) in live
+    )
+    return ", ".join(op if n == 1 else f"{n}×{op}" for op, n in ops.most_common())
+
+
 def print_search(console: Console, result: dict, out: Path) -> None:
     lut = result["lut"]
     energy_note = "; energy is an ESTIMATE" if lut["energy_is_estimate"] else ""
@@ -261,7 +278,13 @@ def print_search(console: Console, result: dict, out: Path) -> None:
     )
     label = metric_label(result["metric"])
     table = Table(
-        "id", f"val {label}", f"test {label}", "latency (ms)", "energy (mJ)", "cells×nodes"
+        "id",
+        f"val {label}",
+        f"test {label}",
+        "latency (ms)",
+        "energy (mJ)",
+        "cells×nodes",
+        "operators (live)",
     )
     for model in result["models"]:
         fusion = model["architecture"]["fusion"]
@@ -273,6 +296,7 @@ def print_search(console: Console, result: dict, out: Path) -> None:
             f"{model['latency_ms']:.3f}",
             "-" if energy is None else f"{energy:.3f}",
             f"{fusion['cells']}×{fusion['nodes']}",
+            live_operators(fusion["genotype"]),
         )
     console.print(table)
     for modality, best in result["best_unimodal"].items():
@@ -284,6 +308,9 @@ def print_search(console: Console, result: dict, out: Path) -> None:
     if hv:
         console.print(
             "hypervolume per generation: " + ", ".join(f"{h['hypervolume']:.4f}" for h in hv)
+        )
+        console.print(
+            "fused per generation: " + ", ".join(str(h.get("fused_new", "?")) for h in hv)
         )
     seconds = result["seconds"]
     ran_on = result.get("executor") or {}

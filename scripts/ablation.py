@@ -16,6 +16,7 @@ import argparse
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from rich.console import Console
 
 from hnas_edge.data.metrics import LABELS
 from hnas_edge.io import atomic_write_text
-from hnas_edge.search.config import MODES, SearchConfig
-from hnas_edge.search.darts import DartsConfig
+from hnas_edge.search.config import MODES, SearchConfig, get_budget
+from hnas_edge.search.darts import DEFAULT_HW_WEIGHT, DartsConfig
 from hnas_edge.search.evaluate import SearchInputs
 from hnas_edge.search.evolution import EvolutionConfig
 from hnas_edge.search.plots import error_label, figure, save_png
@@ -35,10 +36,13 @@ def run_mode(args: argparse.Namespace, mode: str, console: Console) -> dict[str,
     out = args.out / mode
     if (out / "front.json").exists():
         return json.loads((out / "front.json").read_text())
+    budget = get_budget(args.budget)
+    darts = budget.apply(DartsConfig(hw_weight=args.hw_weight, seed=args.seed))
     config = SearchConfig(
         evolution=EvolutionConfig(args.population, args.generations, seed=args.seed),
-        darts=DartsConfig(epochs=args.darts_epochs, seed=args.seed),
+        darts=replace(darts, epochs=args.darts_epochs or darts.epochs),
         mode=mode,
+        finetune_epochs=budget.finetune_epochs,
     )
     inputs = SearchInputs(args.supernets, args.dataset, None, args.lut, config, out)
     console.print(f"[bold]{mode}[/]")
@@ -132,7 +136,9 @@ def main() -> None:
     parser.add_argument("--dataset", default="avdigits")
     parser.add_argument("--population", type=int, default=16)
     parser.add_argument("--generations", type=int, default=4)
-    parser.add_argument("--darts-epochs", type=int, default=3)
+    parser.add_argument("--budget", default="small", help="small or paper (hnas search --budget)")
+    parser.add_argument("--darts-epochs", type=int, help="overrides the budget's")
+    parser.add_argument("--hw-weight", type=float, default=DEFAULT_HW_WEIGHT)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=0.01)
     parser.add_argument("--out", type=Path, required=True)

@@ -45,7 +45,7 @@ from hnas_edge.space.fusion import (
     expected_cost,
     operator_costs,
 )
-from hnas_edge.space.mmnn import candidates
+from hnas_edge.space.mmnn import MultimodalNet, candidates
 from hnas_edge.space.presets import SpacePreset
 from hnas_edge.space.specs import FUSION_OPS, FusionOpSpec
 from hnas_edge.train.sandwich import task_loss
@@ -140,6 +140,24 @@ class FusionSupernet(nn.Module):
         shapes = [c.shape for c in candidates(preset)]
         C, L = preset.fusion_C, preset.fusion_L
         return cls(shapes, preset.n_classes, C, L, cells, nodes, operators)
+
+    @torch.no_grad()
+    def hand_down(self, net: MultimodalNet) -> None:
+        """Start the derived network ``net`` from what the search trained, not from scratch: the
+        adapters of the features it reads, each live node's chosen operator and the head.
+
+        The fine-tune then continues where DARTS left off (the weights saw ``epochs`` epochs of
+        the training split already) instead of spending its few epochs relearning adapters.
+        """
+        for i in net.used:
+            net.adapters[str(i)].load_state_dict(self.adapters[i].state_dict())
+        relaxed = self.relaxed
+        for p, cell in enumerate(net.fusion.genotype.cells):
+            for d, node in enumerate(cell.nodes):
+                mixed = relaxed.mixed[p * relaxed.n_nodes + d]
+                chosen = mixed.ops[relaxed.operators.index(node.op)]
+                net.fusion.ops[p][d].load_state_dict(chosen.state_dict())
+        net.head.linear.load_state_dict(self.head.state_dict())
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         adapted = [adapter(x) for adapter, x in zip(self.adapters, features, strict=True)]

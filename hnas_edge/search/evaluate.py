@@ -47,7 +47,7 @@ from hnas_edge.space.shapes import check_dataset_shapes
 from hnas_edge.train import checkpoint
 from hnas_edge.train.batches import ModalityData, modality_tensors
 from hnas_edge.train.evaluation import recalibrate_bn, task_metric
-from hnas_edge.train.fused import fit_fusion, metric_on_features
+from hnas_edge.train.fused import fit_fusion, fusion_state, metric_on_features
 from hnas_edge.train.loop import load_supernets, supernet_files, trained_preset
 from hnas_edge.train.scorer import SubnetScorer
 
@@ -232,6 +232,7 @@ class Evaluator:
         torch.manual_seed(job.seed)
         seconds = {"features": time.perf_counter() - start}
         history: list[dict[str, float]] = []
+        supernet = None
         if self.mode.search_fusion:
             darts = replace(self.config.darts, seed=job.seed)
             if not self.mode.hardware:
@@ -253,13 +254,16 @@ class Evaluator:
         cells, nodes = len(genotype.cells), genotype.n_nodes
         arch = MultimodalArch(self.preset.name, individual.backbones, cells, nodes, genotype)
         net = self.network(arch)
+        if supernet is not None:
+            supernet.hand_down(net)
         losses = fit_fusion(
             net,
             {i: train[i] for i in net.used},
             self.labels["train"],
-            self.config.finetune_epochs,
+            self.fusion_epochs(),
             self.task,
             seed=job.seed,
+            val=({i: val[i] for i in net.used}, self.labels["val"]),
         )
         seconds["finetune"] = time.perf_counter() - start - sum(seconds.values())
         val_metric = metric_on_features(
@@ -276,6 +280,13 @@ class Evaluator:
             "seconds": time.perf_counter() - start,
             "seconds_by_step": seconds,
         }
+
+    def fusion_epochs(self) -> int:
+        """Epochs of the derived network's fine-tune. A fixed fusion has no DARTS to start from,
+        so it trains the DARTS epochs too: every mode gives its fusion weights the same number of
+        passes over the training split, and the ablation compares architectures, not budgets."""
+        extra = 0 if self.mode.search_fusion else self.config.darts.epochs
+        return self.config.finetune_epochs + extra
 
     def restore(self, arch: MultimodalArch, candidate_id: str) -> MultimodalNet:
         """The network stage 2 produced for ``candidate_id``: backbones re-extracted (the same
@@ -299,11 +310,6 @@ class Evaluator:
 
 def candidate_weights(out: Path, candidate_id: str) -> Path:
     return out / "candidates" / f"{candidate_id}.pt"
-
-
-def fusion_state(net: MultimodalNet) -> dict[str, torch.Tensor]:
-    """The weights stage 2 trains: adapters, fusion network and head (not the backbones)."""
-    return {k: v for k, v in net.state_dict().items() if not k.startswith("backbones.")}
 
 
 def _trim(cache: OrderedDict, size: int) -> None:

@@ -322,6 +322,16 @@ class Genotype:
     def ops(self) -> list[str]:
         return [node.op for cell in self.cells for node in cell.nodes]
 
+    def live_ops(self) -> list[str]:
+        """The operators of the nodes that run (see :meth:`live`)."""
+        live = self.live()[0]
+        return [
+            node.op
+            for p, cell in enumerate(self.cells)
+            for d, node in enumerate(cell.nodes)
+            if (p, d) in live
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "n_inputs": self.n_inputs,

@@ -6,12 +6,17 @@ only the adapters, the fusion network and the head train (what stage 2 of the se
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from hnas_edge.data.metrics import score
 from hnas_edge.space.mmnn import MultimodalNet
 from hnas_edge.train.sandwich import task_loss
+
+#: Cached candidate features of a split (``features[i]``: candidate ``i``) and its targets.
+Split = tuple[dict[int, torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
@@ -61,12 +66,19 @@ def fit_fusion(
     batch_size: int = 64,
     lr: float = 1e-3,
     seed: int = 0,
+    val: Split | None = None,
 ) -> list[float]:
-    """:func:`train_fusion` on features already computed (``features[i]``: candidate ``i``)."""
+    """:func:`train_fusion` on features already computed (``features[i]``: candidate ``i``).
+
+    With ``val`` (features, targets), the weights kept are those of the epoch — the start
+    included — with the best validation metric: a few epochs at a fixed rate can overshoot, and
+    a network handed down from DARTS may already be better than after another epoch.
+    """
     trainable = [*net.adapters.parameters(), *net.fusion.parameters(), *net.head.parameters()]
     optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(seed)
     modules: list[nn.Module] = [net.adapters, net.fusion, net.head]
+    best = _Best(net, val, task)
     history = []
     for _ in range(epochs):
         for module in modules:
@@ -82,8 +94,36 @@ def fit_fusion(
             optimizer.step()
             losses.append(loss.item())
         history.append(sum(losses) / len(losses))
+        best.consider(net)
+    best.restore(net)
     net.eval()
     return history
+
+
+class _Best:
+    """The fusion weights with the best validation metric seen (nothing kept without ``val``)."""
+
+    def __init__(self, net: MultimodalNet, val: Split | None, task: str) -> None:
+        self.val, self.task = val, task
+        self.score, self.state = -math.inf, None
+        self.consider(net)
+
+    def consider(self, net: MultimodalNet) -> None:
+        if self.val is None:
+            return
+        score = metric_on_features(net, self.val[0], self.val[1], self.task)
+        if score > self.score:
+            self.score = score
+            self.state = {k: v.clone() for k, v in fusion_state(net).items()}
+
+    def restore(self, net: MultimodalNet) -> None:
+        if self.state is not None:
+            net.load_state_dict(self.state, strict=False)
+
+
+def fusion_state(net: MultimodalNet) -> dict[str, torch.Tensor]:
+    """The weights stage 2 trains: adapters, fusion network and head (not the backbones)."""
+    return {k: v for k, v in net.state_dict().items() if not k.startswith("backbones.")}
 
 
 @torch.no_grad()

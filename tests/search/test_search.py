@@ -148,6 +148,52 @@ def test_fixed_backbones_with_searched_fusion_only_change_the_fusion(supernets, 
     )
 
 
+def test_every_generation_fuses_its_budget_of_candidates_never_fused_before(finished):
+    """population 6 × quartile 0.5: three new candidates per generation, none fused twice."""
+    state = json.loads((finished / "state.json").read_text())
+    assert [h["fused_new"] for h in state["hypervolume"]] == [3, 3]
+    assert [h["fused"] for h in state["hypervolume"]] == [3, 6]
+    generations = [r["fusion"]["generation"] for r in state["records"].values() if r["fusion"]]
+    assert sorted(generations) == [0, 0, 0, 1, 1, 1]
+
+
+class Notes(SearchProgress):
+    def __init__(self):
+        self.notes = []
+
+    def note(self, text):
+        self.notes.append(text)
+
+
+def test_a_generation_without_enough_new_candidates_says_so(supernets, lut, tmp_path):
+    """With fixed backbones and fixed fusion every individual is the same network: one to fuse
+    in the first generation, none after; the run says so instead of silently fusing fewer."""
+    progress = Notes()
+    run(supernets, lut, tmp_path / "fbff", tiny("fb-ff"), progress=progress)
+    state = json.loads((tmp_path / "fbff" / "state.json").read_text())
+    assert [h["fused_new"] for h in state["hypervolume"]] == [1, 0]
+    assert len(progress.notes) == 2
+    assert "1 new candidates for stage 2 (budget 3)" in progress.notes[0]
+
+
+def test_the_elites_are_the_best_half_of_the_stage2_budget(finished):
+    from hnas_edge.search.engine import Search
+
+    class Budget:
+        stage2_budget = 8
+        config = tiny()
+        mode = tiny().run_mode
+
+    fused = [
+        {"individual": {"backbones": {}, "cells": 1, "nodes": 1 + i}, "fusion": f}
+        for i, f in enumerate(
+            {"val_metric": 0.5 + 0.01 * i, "latency_ms": 1.0 + i, "energy_mj": 1.0 + i}
+            for i in range(10)
+        )
+    ]
+    assert len(Search.elites(Budget(), fused)) == 4
+
+
 def test_a_lut_that_cannot_price_the_space_is_refused_before_any_work(supernets, tmp_path):
     head = PRESET.head_spec().key
     partial = mac_priced_lut(tmp_path / "partial.json", spare={head})
