@@ -220,3 +220,20 @@ def test_search_refuses_multibench_sized_audio_before_training_supernets(tmp_pat
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and MULTIBENCH_AUDIO in result.stderr
     assert "training" not in result.stdout and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, says",
+    [
+        (["--hw-weight", "nan"], "--hw-weight nan: give a finite number ≥ 0"),
+        (["--hw-weight", "-1"], "--hw-weight -1.0: give a finite number ≥ 0"),
+        (["--budget", "huge"], "unknown --budget 'huge'; use one of small, paper"),
+        (["--operators", "Sum,Max"], "fusion operators ['Sum', 'Max']: give distinct names"),
+    ],
+)
+def test_bad_stage2_settings_are_refused_before_any_work(tmp_path, flags, says):
+    out = tmp_path / "out"
+    result = hnas("search", "--lut", str(tmp_path / "absent.json"), "--out", str(out), *flags)
+    assert result.returncode == 2
+    assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
