@@ -49,13 +49,28 @@ def test_sum_adds(xy):
     assert torch.equal(build_operator("Sum", C, L)(x, y), x + y)
 
 
-def test_scaled_dot_attention_follows_its_formula(xy):
+def test_scaled_dot_attention_follows_its_formula_plus_x(xy):
     x, y = xy
     expected = torch.empty_like(x)
     for b in range(2):
         scores = x[b].T @ y[b] / math.sqrt(C)  # (L, L): position of X against position of Y
-        expected[b] = (torch.softmax(scores, dim=-1) @ y[b].T).T
+        expected[b] = x[b] + (torch.softmax(scores, dim=-1) @ y[b].T).T
     assert torch.allclose(build_operator("ScaleDotAttn", C, L)(x, y), expected, atol=1e-6)
+
+
+def test_no_operator_drops_an_input_whose_positions_are_all_equal(xy):
+    """A flat feature is repeated at every position; each operator's output must still depend
+    on both inputs (attention over equal positions returns Y alone without its ``X +``)."""
+    x, y = xy
+    flat = y[:, :, :1].expand_as(y)
+    for op in FUSION_OPS:
+        node = build_operator(op, C, L).eval()
+        for first, second in ((x, flat), (flat, x)):
+            changed_first = node(first + 1.0, second)
+            changed_second = node(first, second + 1.0)
+            base = node(first, second)
+            assert not torch.allclose(changed_first, base), (op, "ignores its first input")
+            assert not torch.allclose(changed_second, base), (op, "ignores its second input")
 
 
 def test_linear_glu_gates_x_by_sigmoid_of_y(xy):
@@ -205,8 +220,9 @@ def test_expected_cost_is_the_gamma_weighted_sum_and_has_a_gradient():
     net = RelaxedFusionNetwork(n_inputs=2, cells=2, nodes=2, C=C, L=L)
     costs = {op: float(i + 1) for i, op in enumerate(FUSION_OPS)}
     cost = expected_cost(net, costs)
+    searched = torch.tensor([costs[op] for op in net.operators])  # SE2 priced, not searched
     by_hand = sum(
-        float(torch.softmax(net.gamma[p][d].detach(), 0) @ torch.tensor(list(costs.values())))
+        float(torch.softmax(net.gamma[p][d].detach(), 0) @ searched)
         for p in range(2)
         for d in range(2)
     )
