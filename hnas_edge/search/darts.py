@@ -122,8 +122,10 @@ class FusionSupernet(nn.Module):
         cells: int,
         nodes: int,
         operators: tuple[str, ...] = SEARCHED_OPS,
+        sources: list[str] | None = None,
     ) -> None:
         super().__init__()
+        self.sources = sources  # the modality of each input: the derived network reads them all
         self.adapters = nn.ModuleList(FeatureAdapter(shape, C, L) for shape in shapes)
         self.relaxed = RelaxedFusionNetwork(len(shapes), cells, nodes, C, L, operators)
         self.head = nn.Linear(C * L, n_classes)
@@ -137,9 +139,15 @@ class FusionSupernet(nn.Module):
         operators: tuple[str, ...] = SEARCHED_OPS,
     ) -> FusionSupernet:
         """Over every fusion candidate feature of ``preset``'s backbones, in pool order."""
-        shapes = [c.shape for c in candidates(preset)]
+        pool = candidates(preset)
         C, L = preset.fusion_C, preset.fusion_L
-        return cls(shapes, preset.n_classes, C, L, cells, nodes, operators)
+        shapes, sources = [c.shape for c in pool], [c.modality for c in pool]
+        return cls(shapes, preset.n_classes, C, L, cells, nodes, operators, sources)
+
+    def derive(self) -> Genotype:
+        """The discrete fusion network, reading every modality (see
+        :meth:`RelaxedFusionNetwork.derive`)."""
+        return self.relaxed.derive(self.sources)
 
     @torch.no_grad()
     def hand_down(self, net: MultimodalNet) -> None:
@@ -269,4 +277,4 @@ def search_fusion(
         with torch.no_grad():
             expected = expected_cost(supernet.relaxed, costs.latency).item()
         history.append({"epoch": epoch + 1, "expected_fusion_latency_ms": expected})
-    return supernet.relaxed.derive(), history
+    return supernet.derive(), history

@@ -515,27 +515,48 @@ class RelaxedFusionNetwork(nn.Module):
         return states[-1]
 
     @torch.no_grad()
-    def derive(self) -> Genotype:
+    def derive(self, sources: Sequence[str] | None = None) -> Genotype:
         """The discrete genotype: the most probable two distinct inputs per slot pair and the most
-        probable operator per node (eq. 8 and 10)."""
+        probable operator per node (eq. 8 and 10).
+
+        ``sources`` names the modality of each candidate input. Given, the network derived reads
+        every modality: where the most probable choices read fewer (two features of one backbone,
+        say), the output cell takes its most probable input pair with which they are all read.
+        The relaxed network read every feature; its argmax may not, and a "multimodal" network
+        that reads one modality scores at best what that backbone scores alone (measured: 19.8
+        points below the other backbone). Every node of a cell depends on both cell inputs, so
+        with two modalities such a pair always exists; with more, the argmax is kept if none does.
+        """
         cells = []
         for p in range(self.n_cells):
             node_genes = []
             for d in range(self.n_nodes):
                 op = self.operators[int(self.gamma[p][d].argmax())]
-                node_genes.append(NodeGene(_best_pair(self.beta[p * self.n_nodes + d]), op))
-            cells.append(CellGene(_best_pair(self.alpha[p]), tuple(node_genes)))
-        return Genotype(self.n_inputs, tuple(cells))
+                node_genes.append(NodeGene(_pairs(self.beta[p * self.n_nodes + d])[0], op))
+            cells.append(CellGene(_pairs(self.alpha[p])[0], tuple(node_genes)))
+        genotype = Genotype(self.n_inputs, tuple(cells))
+        if sources is None or _reads_all(genotype, sources):
+            return genotype
+        output = cells[-1]
+        for pair in _pairs(self.alpha[-1]):
+            covering = Genotype(self.n_inputs, (*cells[:-1], CellGene(pair, output.nodes)))
+            if _reads_all(covering, sources):
+                return covering
+        return genotype
 
 
-def _best_pair(logits: torch.Tensor) -> tuple[int, int]:
-    """Two distinct inputs maximising the product of the slots' probabilities (eq. 8)."""
+def _pairs(logits: torch.Tensor) -> list[tuple[int, int]]:
+    """Pairs of distinct inputs, most probable first by the product of the two slots'
+    probabilities (eq. 8 takes the first)."""
     probs = torch.softmax(logits, dim=-1)
-    joint = probs[0].unsqueeze(1) * probs[1].unsqueeze(0)
-    joint.fill_diagonal_(-1.0)
-    flat = int(joint.argmax())
+    joint = (probs[0].unsqueeze(1) * probs[1].unsqueeze(0)).flatten()
     n = probs.shape[1]
-    return flat // n, flat % n
+    order = torch.argsort(joint, descending=True, stable=True).tolist()
+    return [(k // n, k % n) for k in order if k // n != k % n]
+
+
+def _reads_all(genotype: Genotype, sources: Sequence[str]) -> bool:
+    return {sources[i] for i in genotype.used_inputs()} == set(sources)
 
 
 def operator_costs(network: RelaxedFusionNetwork, cost_of_op: Mapping[str, float]) -> torch.Tensor:

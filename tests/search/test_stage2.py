@@ -68,3 +68,11 @@ def test_the_fine_tune_keeps_its_best_validation_epoch():
     net.load_state_dict(state)
     fit_fusion(net, *train, epochs=2, task="multiclass", lr=50.0, seed=0)
     assert metric_on_features(net, *val, "multiclass") < trained
+
+
+def test_stage2_knows_which_modality_each_feature_comes_from():
+    supernet = FusionSupernet.of(PRESET, 1, 1)
+    assert supernet.sources == [c.modality for c in candidates(PRESET)]
+    assert set(supernet.sources) == set(PRESET.modalities)
+    reads = {supernet.sources[i] for i in supernet.derive().used_inputs()}
+    assert reads == set(PRESET.modalities)

@@ -230,3 +230,30 @@ def test_expected_cost_is_the_gamma_weighted_sum_and_has_a_gradient():
     cost.backward()
     assert net.gamma[0].grad is not None and net.gamma[0].grad.abs().sum() > 0
     assert net.alpha[0].grad is None
+
+
+def leaning_to(pair: tuple[int, int], n_inputs: int, cells: int = 1) -> RelaxedFusionNetwork:
+    """A relaxed network whose output cell's most probable inputs are ``pair``."""
+    net = RelaxedFusionNetwork(n_inputs=n_inputs, cells=cells, nodes=2, C=C, L=L)
+    with torch.no_grad():
+        alpha = net.alpha[-1]
+        alpha.zero_()
+        alpha[0, pair[0]], alpha[1, pair[1]] = 5.0, 5.0
+        alpha[1, n_inputs - 1] = 4.0  # the runner-up of the second slot: the other modality
+    return net
+
+
+def test_a_derived_network_reads_every_modality_when_told_which_input_is_which():
+    sources = ["image", "image", "image", "audio"]
+    net = leaning_to((0, 1), n_inputs=4)
+    assert net.derive().used_inputs() == [0, 1]  # the plain argmax: image alone
+    covering = net.derive(sources)
+    assert {sources[i] for i in covering.used_inputs()} == {"image", "audio"}
+    assert covering.cells[-1].inputs == (0, 3)  # the most probable pair that reads both
+    assert covering.cells[-1].nodes == net.derive().cells[-1].nodes  # nothing else changes
+
+
+def test_a_derived_network_that_reads_every_modality_is_the_plain_argmax():
+    sources = ["image", "audio", "audio"]
+    net = leaning_to((0, 1), n_inputs=3, cells=2)
+    assert net.derive(sources) == net.derive()
