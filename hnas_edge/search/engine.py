@@ -243,17 +243,17 @@ class Search:
                     records[individual_id(ind)] = self.score_backbones(ind, g)
             self.state.seconds["stage1"] += time.perf_counter() - started
             population = [records[individual_id(ind)] for ind in self.state.population]
-            todo = self.stage2_candidates(population)
-            if len(todo) < self.stage2_budget:
+            chosen = self.stage2_candidates(population, g)
+            if len(chosen) < self.stage2_budget:
                 self.progress.note(
-                    f"generation {g + 1}: {len(todo)} new candidates for stage 2 (budget "
+                    f"generation {g + 1}: {len(chosen)} new candidates for stage 2 (budget "
                     f"{self.stage2_budget}): the population holds no more that were not fused"
                 )
             started = time.perf_counter()
-            self.fuse(todo, g)
+            self.fuse([r for r in chosen if r["fusion"] is None], g)
             self.state.seconds["stage2_wall"] += time.perf_counter() - started
             fused = [r for r in records.values() if r["fusion"] is not None]
-            self.record_hypervolume(fused, g, len(todo))
+            self.record_hypervolume(fused, g, len(chosen))
             elites = self.elites(fused)
             self.state.population = self.breed(elites)
             self.state.generation = g + 1
@@ -268,12 +268,18 @@ class Search:
         evo = self.config.evolution
         return max(1, int(round(evo.quartile * evo.population)))
 
-    def stage2_candidates(self, population: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The best individuals by their backbones alone (NSGA-II order) that were not fused
-        before, at most the stage-2 budget of them."""
+    def stage2_candidates(
+        self, population: list[dict[str, Any]], generation: int
+    ) -> list[dict[str, Any]]:
+        """The best individuals by their backbones alone (NSGA-II order) that were not fused in
+        an earlier generation, at most the stage-2 budget of them. Those this generation fused
+        already (a resumed run) keep their place, so a resumed generation fuses the same ones."""
         order = pareto_order(backbone_objectives(population, self.mode.hardware))
-        new = [population[i] for i in order if population[i]["fusion"] is None]
-        return new[: self.stage2_budget]
+
+        def open_to(record: dict[str, Any]) -> bool:
+            return record["fusion"] is None or record["fusion"]["generation"] == generation
+
+        return [population[i] for i in order if open_to(population[i])][: self.stage2_budget]
 
     # stage 2
     def fuse(self, todo: list[dict[str, Any]], generation: int) -> None:

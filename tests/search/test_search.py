@@ -122,6 +122,26 @@ def test_a_killed_search_resumes_to_the_same_front(supernets, lut, finished, tmp
     assert front_of(out) == front_of(finished)
 
 
+class KillAfterFirstCandidate(SearchProgress):
+    def candidates(self, done, total, detail=""):
+        if done == 1:
+            raise Killed
+
+
+def test_a_search_killed_mid_generation_fuses_the_same_candidates_on_resume(
+    supernets, lut, finished, tmp_path
+):
+    """The candidates a generation fused before the kill keep their place in its budget: the
+    resumed generation fuses the rest of the same ones, not the next ones in the ranking."""
+    out = tmp_path / "killed"
+    with pytest.raises(Killed):
+        run(supernets, lut, out, tiny(), progress=KillAfterFirstCandidate())
+    run(supernets, lut, out, tiny(), resume=True)
+    state = json.loads((out / "state.json").read_text())
+    assert [h["fused_new"] for h in state["hypervolume"]] == [3, 3]
+    assert front_of(out) == front_of(finished)
+
+
 def test_fixed_backbones_and_fixed_fusion_are_the_hand_picked_network(supernets, lut, tmp_path):
     result = run(supernets, lut, tmp_path / "fbff", tiny("fb-ff"))
     (model,) = result["models"]  # nothing to search: one network
