@@ -291,7 +291,7 @@ def deploy(
 def quickstart(
     out: Path = typer.Option(Path("hnas-quickstart"), "--out", help="Folder for every stage."),
 ) -> None:
-    """The whole pipeline on the bundled dataset and the cpu profile (about 10 min on 2 cores)."""
+    """The whole pipeline on the bundled dataset and the cpu profile (15–20 min on 2 cores)."""
     from hnas_edge.quickstart import quickstart as run
     from hnas_edge.reporting import print_quickstart
 
