@@ -2,7 +2,7 @@
 fallback. It times torch modules directly (``load_module``); it cannot read ONNX files.
 
 On a GPU, eager launches are timed as Python overhead (an MBConv block: 190–330 µs eager vs 26–30
-µs replayed as a graph on an H100, DESIGN.md), so the `gpu` profile replays each part as a CUDA
+µs replayed as a graph on an H100, measured by us), so the `gpu` profile replays each part as a CUDA
 graph, which is what a TensorRT enqueue also avoids.
 """
 
