@@ -12,6 +12,7 @@ from hnas_edge.search.darts import (
     FusionSupernet,
     OperatorCosts,
     architecture_loss,
+    cosine_schedule,
     hardware_loss,
     normalised_costs,
     search_fusion,
@@ -144,19 +145,13 @@ def test_a_negative_or_infinite_setting_is_refused(field):
 
 def test_the_paper_schedule_anneals_the_weight_rate_to_its_minimum():
     config = DartsConfig(epochs=2, lr_weights=1e-4, lr_weights_min=1e-6, batch_size=64)
-    net = supernet()
-    train, val = pool_features(128, seed=1), pool_features(64, seed=2)
-    search_fusion(net, train, val, "multiclass", COSTS, config)
-    # the optimiser is internal; the same schedule on a fresh one ends at the minimum
-    from hnas_edge.search.darts import cosine_schedule
-
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=config.lr_weights)
     schedule = cosine_schedule(opt, config, steps_per_epoch=2)
-    for _ in range(4):
+    for _ in range(4):  # epochs × steps per epoch, as search_fusion steps it
         opt.step()
         schedule.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-6)
-    assert cosine_schedule(opt, DartsConfig(), 2) is None
+    assert cosine_schedule(opt, DartsConfig(), 2) is None  # the small budget: a flat rate
 
 
 def test_an_estimated_energy_is_left_out_of_the_loss(tmp_path):

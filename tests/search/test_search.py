@@ -196,7 +196,7 @@ def test_a_generation_without_enough_new_candidates_says_so(supernets, lut, tmp_
     assert "1 new candidates for stage 2 (budget 3)" in progress.notes[0]
 
 
-def test_the_elites_are_the_best_half_of_the_stage2_budget(finished):
+def test_the_elites_are_the_best_half_of_the_stage2_budget():
     from hnas_edge.search.engine import Search
 
     class Budget:
