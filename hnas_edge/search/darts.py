@@ -57,6 +57,7 @@ DEFAULT_HW_WEIGHT = 0.1
 @dataclass(frozen=True)
 class DartsConfig:
     epochs: int = 3
+    warmup_epochs: int = 0  # weight-only epochs before the architecture steps start
     batch_size: int = 64
     lr_weights: float = 1e-3
     lr_weights_min: float | None = None  # cosine annealing of the weights' rate to it; None: flat
@@ -81,6 +82,8 @@ class DartsConfig:
         for flag, value in numbers.items():
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{flag} {value}: give a finite number ≥ 0")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"--warmup-epochs {self.warmup_epochs}: give a count ≥ 0")
         if self.lr_weights_min is not None and not 0 <= self.lr_weights_min <= self.lr_weights:
             raise ConfigError(
                 f"minimum weight learning rate {self.lr_weights_min}: give one in "
@@ -235,7 +238,7 @@ def cosine_schedule(
     the rate stays flat."""
     if config.lr_weights_min is None:
         return None
-    total = max(1, config.epochs * steps_per_epoch)
+    total = max(1, (config.warmup_epochs + config.epochs) * steps_per_epoch)
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total, config.lr_weights_min)
 
 
@@ -247,23 +250,34 @@ def search_fusion(
     costs: OperatorCosts,
     config: DartsConfig,
 ) -> tuple[Genotype, list[dict[str, float]]]:
-    """Alternate weight steps (train split) and architecture steps (validation split); derive."""
+    """Train the weights alone for ``warmup_epochs``, then alternate weight steps (train split)
+    and architecture steps (validation split); derive.
+
+    Each backward pass computes the gradients of the parameters its step updates only: the
+    architecture step needs no weight gradients (the costliest part of its backward pass) and
+    the weight step no architecture gradients.
+    """
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    w_opt = torch.optim.Adam(supernet.weight_parameters(), lr=config.lr_weights, weight_decay=1e-4)
-    a_opt = torch.optim.Adam(supernet.arch_parameters(), lr=config.lr_arch, betas=(0.5, 0.999))
+    weights, arch = supernet.weight_parameters(), supernet.arch_parameters()
+    w_opt = torch.optim.Adam(weights, lr=config.lr_weights, weight_decay=1e-4)
+    a_opt = torch.optim.Adam(arch, lr=config.lr_arch, betas=(0.5, 0.999))
     (train_x, train_y), (val_x, val_y) = train, val
     schedule = cosine_schedule(w_opt, config, -(-len(train_y) // config.batch_size))
     history = []
-    for epoch in range(config.epochs):
+    for epoch in range(config.warmup_epochs + config.epochs):
+        searching = epoch >= config.warmup_epochs
         supernet.train()
         val_iter = _batches(len(val_y), config.batch_size, generator)
         for index in _batches(len(train_y), config.batch_size, generator):
             w_opt.zero_grad(set_to_none=True)
-            task_loss(supernet([x[index] for x in train_x]), train_y[index], task).backward()
+            loss = task_loss(supernet([x[index] for x in train_x]), train_y[index], task)
+            loss.backward(inputs=weights)
             w_opt.step()
             if schedule is not None:
                 schedule.step()
+            if not searching:
+                continue
             v_index = next(val_iter, None)
             if v_index is None:
                 val_iter = _batches(len(val_y), config.batch_size, generator)
@@ -272,9 +286,11 @@ def search_fusion(
             logits = supernet([x[v_index] for x in val_x])
             architecture_loss(
                 logits, val_y[v_index], task, supernet.relaxed, costs, config
-            ).backward()
+            ).backward(inputs=arch)
             a_opt.step()
         with torch.no_grad():
             expected = expected_cost(supernet.relaxed, costs.latency).item()
-        history.append({"epoch": epoch + 1, "expected_fusion_latency_ms": expected})
+        history.append(
+            {"epoch": epoch + 1, "searching": searching, "expected_fusion_latency_ms": expected}
+        )
     return supernet.derive(), history
