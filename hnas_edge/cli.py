@@ -6,6 +6,7 @@ one line and exits with code 2.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -25,6 +26,20 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+def finite(value: float | None) -> float | None:
+    """Typer callback of every float option: ranges (``min=``/``max=``) let NaN through."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def positive(value: float | None) -> float | None:
+    """Typer callback of a float option that must be finite and > 0 (Typer has no open bound)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value} is not a finite number > 0")
+    return value
 
 
 def _version(value: bool) -> None:
@@ -69,7 +84,7 @@ def profile(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted profile."),
     shard: str = typer.Option("1/1", "--shard", help="Measure part I of N of the keys."),
     limit: int = typer.Option(None, "--limit", min=1, help="Measure at most N keys (quick look)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random inputs."),
     ray_address: str = typer.Option(
         None,
         "--ray-address",
@@ -106,12 +121,17 @@ def train(
         "avdigits", "--dataset", help="avdigits (bundled), avmnist, memes or mmimdb."
     ),
     data_dir: str = typer.Option(None, "--data-dir", help="Folder of an on-disk dataset."),
-    epochs: int = typer.Option(12, "--epochs", help="Most epochs per modality."),
-    seed: int = typer.Option(0, "--seed", help="Seed of batches, subnets and initial weights."),
-    limit: int = typer.Option(None, "--limit", help="Train on the first N samples only."),
+    epochs: int = typer.Option(12, "--epochs", min=1, help="Most epochs per modality."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, help="Seed of batches, subnets and initial weights."
+    ),
+    limit: int = typer.Option(None, "--limit", min=1, help="Train on the first N samples only."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
     threads: int = typer.Option(
-        None, "--threads", help="CPU threads for torch (default: torch's; 1 on a busy machine)."
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads for torch (default: torch's; 1 on a busy machine).",
     ),
     out: Path = typer.Option(..., "--out", help="Folder for the supernets and train.json."),
 ) -> None:
@@ -133,11 +153,21 @@ def search(
     supernets: Path = typer.Option(
         None, "--supernets", help="Folder of `hnas train` (default: train into OUT/supernets)."
     ),
-    generations: int = typer.Option(30, "--generations", help="Generations of stage 1."),
-    population: int = typer.Option(128, "--population", help="Individuals per generation."),
-    quartile: float = typer.Option(0.25, "--quartile", help="Share sent to stage 2."),
-    mutation: float = typer.Option(0.4, "--mutation", help="Probability of re-drawing a gene."),
-    crossover: float = typer.Option(0.8, "--crossover", help="Probability of crossover."),
+    generations: int = typer.Option(30, "--generations", min=1, help="Generations of stage 1."),
+    population: int = typer.Option(128, "--population", min=2, help="Individuals per generation."),
+    quartile: float = typer.Option(
+        0.25,
+        "--quartile",
+        max=1,
+        callback=positive,
+        help="Share sent to stage 2.",
+    ),
+    mutation: float = typer.Option(
+        0.4, "--mutation", min=0, max=1, callback=finite, help="Probability of re-drawing a gene."
+    ),
+    crossover: float = typer.Option(
+        0.8, "--crossover", min=0, max=1, callback=finite, help="Probability of crossover."
+    ),
     mode: str = typer.Option("sb-sf-hw", "--mode", help="fb-ff, fb-sf, sb-sf or sb-sf-hw."),
     budget: str = typer.Option(
         "small",
@@ -145,15 +175,30 @@ def search(
         help="Stage-2 training per candidate: small (3 DARTS epochs, flat rate) or paper "
         "(25 epochs, cosine 1e-4 → 1e-6, 10 fine-tune epochs); the flags below override it.",
     ),
-    darts_epochs: int = typer.Option(None, "--darts-epochs", help="DARTS epochs per candidate."),
-    lr_weights: float = typer.Option(None, "--lr-weights", help="DARTS weight learning rate."),
-    lr_arch: float = typer.Option(None, "--lr-arch", help="DARTS α/β/γ learning rate."),
-    a: float = typer.Option(1.0, "--a", help="Exponent of the task loss."),
-    b: float = typer.Option(1.0, "--b", help="Exponent of the latency loss (0: off)."),
-    c: float = typer.Option(1.0, "--c", help="Exponent of the energy loss (0: off)."),
+    darts_epochs: int = typer.Option(
+        None, "--darts-epochs", min=0, help="DARTS epochs per candidate."
+    ),
+    lr_weights: float = typer.Option(
+        None,
+        "--lr-weights",
+        callback=positive,
+        help="DARTS weight learning rate.",
+    ),
+    lr_arch: float = typer.Option(
+        None, "--lr-arch", callback=positive, help="DARTS α/β/γ learning rate."
+    ),
+    a: float = typer.Option(1.0, "--a", min=0, callback=finite, help="Exponent of the task loss."),
+    b: float = typer.Option(
+        1.0, "--b", min=0, callback=finite, help="Exponent of the latency loss (0: off)."
+    ),
+    c: float = typer.Option(
+        1.0, "--c", min=0, callback=finite, help="Exponent of the energy loss (0: off)."
+    ),
     hw_weight: float = typer.Option(
         None,
         "--hw-weight",
+        min=0,
+        callback=finite,
         help="λ: weight of the normalised hardware loss against the task loss (0: off; "
         "default 0.1, docs/internals.md says why).",
     ),
@@ -164,13 +209,13 @@ def search(
         "SE2, the mirror of SE1).",
     ),
     finetune_epochs: int = typer.Option(
-        None, "--finetune-epochs", help="Fine-tuning epochs of the derived fusion network."
+        None, "--finetune-epochs", min=0, help="Fine-tuning epochs of the derived fusion network."
     ),
     accounting: str = typer.Option(
         None, "--accounting", help="ours or paper (default: paper for imported tables)."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the whole search."),
-    workers: int = typer.Option(1, "--workers", help="Processes for stage-2 candidates."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the whole search."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes for stage-2 candidates."),
     executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
     ray_address: str = typer.Option(
         None,
@@ -178,9 +223,15 @@ def search(
         help="Ray cluster to join: HOST:PORT, or auto for the one started on this machine "
         "(default: a new local Ray instance).",
     ),
-    task_cpus: float = typer.Option(1.0, "--task-cpus", help="CPUs per Ray task."),
-    task_gpus: float = typer.Option(0.0, "--task-gpus", help="GPUs per Ray task."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads for torch in this process."),
+    task_cpus: float = typer.Option(
+        1.0, "--task-cpus", callback=positive, help="CPUs per Ray task."
+    ),
+    task_gpus: float = typer.Option(
+        0.0, "--task-gpus", min=0, callback=finite, help="GPUs per Ray task."
+    ),
+    threads: int = typer.Option(
+        None, "--threads", min=1, help="CPU threads for torch in this process."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted search in --out."),
     out: Path = typer.Option(..., "--out", help="Folder for the front, models, plots."),
 ) -> None:
@@ -261,7 +312,7 @@ def export(
 @app.command()
 def deploy(
     path: Path = typer.Argument(..., help="An exported .onnx, .ort or .plan (with its sidecar)."),
-    bench: int = typer.Option(None, "--bench", help="Time N runs at batch 1, meter energy."),
+    bench: int = typer.Option(None, "--bench", min=2, help="Time N runs at batch 1, meter energy."),
     input: Path = typer.Option(None, "--input", help=".npz of preprocessed modality arrays."),
     split: str = typer.Option(None, "--split", help="Score a split of the model's dataset."),
     device: str = typer.Option("cpu", "--device", help="Device profile to run it with."),
@@ -282,7 +333,10 @@ def deploy(
         if split is not None:
             print_split(console, evaluate_split(deployed, split))
         if input is not None:
-            console.print(" ".join(str(p) for p in predict_file(deployed, input).tolist()))
+            predicted, warning = predict_file(deployed, input)
+            if warning:
+                err_console.print(warning, markup=False, highlight=False)
+            console.print(" ".join(str(p) for p in predicted.tolist()))
     finally:
         deployed.close()
 
@@ -372,7 +426,7 @@ def lut_validate(
     device: str = typer.Option(..., "--device", help="The device profile the LUT was made with."),
     space: str = typer.Option("avmnist", "--space", help="Preset to sample networks from."),
     samples: int = typer.Option(50, "--samples", help="Random whole networks to measure."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sampled architectures."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the sampled architectures."),
 ) -> None:
     """Measure random whole networks, compare with the LUT sums, fit and store the calibration."""
     from hnas_edge.profiling.device import DeviceProfile
@@ -419,8 +473,8 @@ def lut_compare(
     first: Path = typer.Argument(..., help="LUT A (e.g. cpu.json)."),
     second: Path = typer.Argument(..., help="LUT B (e.g. tx2-paper.json)."),
     space: str = typer.Option(..., "--space", help="Preset to compare on."),
-    samples: int = typer.Option(200, "--samples", help="Random architectures to price."),
-    seed: int = typer.Option(0, "--seed"),
+    samples: int = typer.Option(200, "--samples", min=2, help="Random architectures to price."),
+    seed: int = typer.Option(0, "--seed", min=0),
     accounting: str = typer.Option(None, "--accounting", help="ours or paper."),
 ) -> None:
     """How far two devices' costs disagree: per part, and in the ranking of whole networks."""
@@ -451,7 +505,14 @@ def lut_merge(
 
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        _interrupted()
+    except typer.TyperException as exc:  # a bad flag or value: one line, like our own errors
+        message = " ".join(exc.format_message().split())  # empty: help was printed (no args)
+        if message:
+            err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except HnasError as exc:
         # escaped: a message names things like "hnas-edge[gpu]", which rich would eat as markup
         line = escape(str(exc))
@@ -463,6 +524,9 @@ def main() -> None:
         if exc.code == 130:  # typer turns Ctrl-C into a silent exit 130
             _interrupted()
         raise
+    if code == 130:  # typer turns Ctrl-C into a silent exit 130
+        _interrupted()
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _interrupted() -> None:

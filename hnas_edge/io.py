@@ -67,9 +67,34 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
     if not path.is_file():
         raise HnasError(f"{what} not found: {path}; check the path")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HnasError(f"{what} {path} is not valid JSON ({exc}); re-create or fix it") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise HnasError(f"{what} {path} is not UTF-8 text ({exc.reason}); re-create it") from None
+    except OSError as exc:
+        raise HnasError(f"{what} {path} cannot be read ({exc.strerror}); check it") from None
+    return parse_json(text, f"{what} {path}")
+
+
+def parse_json(text: str, what: str) -> Any:
+    """JSON text, refused in one line when invalid or nested deeper than any file of ours is
+    (:data:`~hnas_edge.checks.MAX_DEPTH`)."""
+    from hnas_edge.checks import MAX_DEPTH, depth_exceeds
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HnasError(f"{what} is not valid JSON ({exc}); re-create or fix it") from None
+    except RecursionError:
+        data = None
+        deep = True
+    else:
+        deep = depth_exceeds(data)
+    if deep:
+        raise HnasError(
+            f"{what} nests lists/objects deeper than {MAX_DEPTH} levels, which no file of "
+            "hnas-edge does; re-create or fix it"
+        )
+    return data
 
 
 def read_toml(path: str | Path, what: str = "TOML file") -> dict[str, Any]:

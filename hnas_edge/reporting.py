@@ -182,6 +182,9 @@ def _fidelity_row(table: Table, label: str, report: MetricReport) -> None:
 
 
 def print_validation(console: Console, report: ValidationReport, path: Path) -> None:
+    from hnas_edge.profiling.state import load_warnings
+    from hnas_edge.profiling.validate import FIDELITY_TARGET
+
     console.print(
         f"{len(report.networks)} networks measured end to end; calibration fitted on every "
         "other one, figures below on the others (held out)"
@@ -198,6 +201,18 @@ def print_validation(console: Console, report: ValidationReport, path: Path) -> 
     )
     if report.energy is None:
         console.print("energy: estimated from latency here, so it follows the same calibration")
+    for line in load_warnings(report.load):
+        console.print(line, markup=False, highlight=False)
+    if report.below_target:
+        console.print(
+            f"fidelity is low: after calibration {report.latency.after.within_10:.0%} of the "
+            f"held-out networks are within ±10% of their measured latency (below "
+            f"{FIDELITY_TARGET:.0%}), so the search would rank networks on figures this device "
+            "does not reproduce; re-measure on an idle machine (`hnas profile` and "
+            "`hnas lut validate` with nothing else running), and give more --samples",
+            markup=False,
+            highlight=False,
+        )
 
 
 def print_comparison(console: Console, comparison: Comparison, first: Path, second: Path) -> None:

@@ -7,15 +7,18 @@ runtime (onnxruntime for the cpu profile, TensorRT builds it on a Jetson).
 
 from __future__ import annotations
 
-import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hnas_edge.checks import Fields, shown
+from hnas_edge.data.metrics import METRICS
 from hnas_edge.errors import HnasError
 from hnas_edge.export.artifact import sidecar_path
+from hnas_edge.io import read_json
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.runtimes import Runtime, get_runtime
@@ -50,12 +53,63 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     side = sidecar_path(path)
     if not side.is_file():
         raise HnasError(f"{path}: its sidecar {side.name} is missing; re-export with `hnas export`")
-    try:
-        return json.loads(side.read_text())
-    except json.JSONDecodeError as exc:
-        raise HnasError(
-            f"{side} is not valid JSON ({exc.msg}); re-export with `hnas export`"
-        ) from None
+    sidecar = read_json(side, what="sidecar")
+    check_sidecar(sidecar, Fields(f"sidecar {side}", "re-export with `hnas export`"))
+    return sidecar
+
+
+def check_sidecar(sidecar: Any, f: Fields) -> None:
+    """The fields deploy reads: one input per modality (a name, batch 1 or "batch", then
+    positive sizes), the output's task, the predicted cost and search figures."""
+    f.obj(sidecar, "top level")
+    inputs = f.array(f.get(sidecar, "inputs", "inputs", "the model's inputs"), "inputs", 1)
+    names = []
+    for i, item in enumerate(inputs):
+        where = f"inputs[{i}]"
+        f.obj(item, where)
+        names.append(f.name(item.get("name"), f"{where}.name"))
+        shape = f.array(item.get("shape"), f"{where}.shape", 2)
+        if shape[0] not in (1, "batch") or isinstance(shape[0], bool):
+            raise f.fail(f"{where}.shape[0]", shape[0], '1 or "batch"')
+        for d, size in enumerate(shape[1:], 1):
+            f.integer(size, f"{where}.shape[{d}]", ge=1)
+    if len(set(names)) != len(names):
+        raise f.fail("inputs[].name", names, "distinct names")
+    output = f.obj(f.get(sidecar, "output", "output", "the model's output"), "output")
+    f.choice(output.get("task"), "output.task", METRICS)
+    f.optional_text(sidecar.get("dataset"), "dataset")
+    f.optional_text(sidecar.get("data_dir"), "data_dir")
+    predicted = f.optional_obj(sidecar.get("predicted"), "predicted")
+    f.optional_number(predicted.get("latency_ms"), "predicted.latency_ms", gt=0)
+    f.optional_number(predicted.get("energy_mj"), "predicted.energy_mj", ge=0)
+    f.optional_text(f.optional_obj(sidecar.get("searched_for"), "searched_for").get("device"),
+                    "searched_for.device")  # fmt: skip
+    metrics = f.optional_obj(sidecar.get("search_metrics"), "search_metrics")
+    f.optional_number(metrics.get("test_metric"), "search_metrics.test_metric", ge=0, le=1)
+
+
+def check_graph(path: Path, sidecar: dict[str, Any], runtime: Runtime) -> None:
+    """The graph's inputs against the sidecar's (where the runtime lists them): every graph
+    input declared, with the declared sizes (an exporter may drop an input nobody reads)."""
+    session = getattr(runtime, "session", None)
+    if session is None:
+        return
+    declared = {i["name"]: i["shape"] for i in sidecar["inputs"]}
+    for graph_input in session.get_inputs():
+        shape = declared.get(graph_input.name)
+        if shape is None:
+            raise HnasError(
+                f"{path} takes input {graph_input.name!r}, which its sidecar does not declare "
+                f"(it declares {sorted(declared)}); re-export with `hnas export`"
+            )
+        sizes = [d if isinstance(d, int) else None for d in graph_input.shape]
+        if len(sizes) != len(shape) or any(
+            g is not None and g != s for g, s in zip(sizes[1:], shape[1:], strict=False)
+        ):
+            raise HnasError(
+                f"{path} takes {graph_input.name} of shape {graph_input.shape}; its sidecar "
+                f"declares {shape}; re-export with `hnas export`"
+            )
 
 
 def runtime_name(path: Path, device: DeviceProfile) -> str:
@@ -76,6 +130,7 @@ def open_artifact(path: Path, device: DeviceProfile) -> Deployed:
     name = runtime_name(path, device)
     runtime = get_runtime(name, **device.runtime_options())
     runtime.load(path)
+    check_graph(path, sidecar, runtime)
     batch_one = name == "tensorrt" or sidecar["inputs"][0]["shape"][0] == 1
     return Deployed(path, sidecar, runtime, batch_one)
 
@@ -215,15 +270,54 @@ def evaluate_split(
     }
 
 
-def predict_file(deployed: Deployed, path: Path) -> np.ndarray:
-    """Class predictions for the arrays of an ``.npz`` (one array per modality, preprocessed)."""
+def read_npz(path: Path) -> Arrays:
+    """The arrays of an ``.npz`` (one per modality, batch first), at least one row each and the
+    same number of rows in every one; one line otherwise."""
+    path = Path(path)
+    hint = "save one array per modality with numpy.savez"
+    if not path.is_file():
+        raise HnasError(f"--input {path}: no such file; {hint}")
     try:
-        with np.load(path) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise HnasError(f"--input {path} is a single array, not an .npz; {hint}")
+        with loaded as archive:
             inputs = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise HnasError(f"{path} is not a readable .npz ({shown(exc)}); {hint}") from None
+    if not inputs:
+        raise HnasError(f"--input {path} holds no arrays; {hint}")
+    rows = {name: (x.shape[0] if x.ndim else 0) for name, x in inputs.items()}
+    if min(rows.values()) < 1 or len(set(rows.values())) != 1:
         raise HnasError(
-            f"{path} is not a readable .npz ({exc}); save arrays with numpy.savez"
-        ) from None
+            f"--input {path}: rows per array {rows}; give every modality the same number "
+            "of samples, at least one"
+        )
+    return inputs
+
+
+def nonfinite_warning(inputs: Arrays, source: str) -> str | None:
+    """A line when any input holds NaN or infinity (a model's output on them means nothing)."""
+    bad = {
+        name: int(np.size(x) - np.isfinite(x).sum())
+        for name, x in inputs.items()
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all()
+    }
+    if not bad:
+        return None
+    counts = ", ".join(f"{name}: {n}" for name, n in bad.items())
+    return (
+        f"warning: {source} holds non-finite values (NaN or infinity; {counts}); the "
+        "predictions for those samples mean nothing: check the preprocessing"
+    )
+
+
+def predict_file(deployed: Deployed, path: Path) -> tuple[np.ndarray, str | None]:
+    """Class predictions for the arrays of an ``.npz`` (one array per modality, preprocessed),
+    and a warning line when its values are not all finite."""
     from hnas_edge.data.metrics import predictions
 
-    return predictions(deployed.run(inputs, str(path)), deployed.sidecar["output"]["task"])
+    inputs = read_npz(path)
+    outputs = deployed.run(inputs, str(path))
+    task = deployed.sidecar["output"]["task"]
+    return predictions(outputs, task), nonfinite_warning(inputs, str(path))

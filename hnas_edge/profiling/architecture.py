@@ -8,14 +8,13 @@ priced whole, classifier included, as the paper prices a unimodal backbone (Tabl
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hnas_edge.errors import ConfigError, HnasError
-from hnas_edge.io import read_json
+from hnas_edge.io import parse_json, read_json
 from hnas_edge.space.mmnn import MultimodalArch, arch_parts
 from hnas_edge.space.presets import SpacePreset
 from hnas_edge.space.specs import LayerSpec
@@ -31,10 +30,7 @@ class PricedArchitecture:
 def read_config(text: str) -> Any:
     """Inline JSON (starting with ``{``) or the path of a JSON file."""
     if text.lstrip().startswith("{"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise HnasError(f"--config is not valid JSON ({exc.msg} at char {exc.pos})") from None
+        return parse_json(text, "--config")
     path = Path(text)
     if not path.is_file():
         raise HnasError(f"--config {text}: no such file; give a JSON file or inline JSON")

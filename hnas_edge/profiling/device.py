@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hnas_edge.checks import Fields
 from hnas_edge.errors import ConfigError
 from hnas_edge.io import read_toml
-from hnas_edge.profiling.runtimes.timing import TimingSettings
+from hnas_edge.profiling.runtimes.timing import TimingSettings, check_timing
 
 RUNTIMES = ("onnxruntime", "torch", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -21,6 +22,32 @@ def shipped_profiles() -> list[str]:
     return sorted(
         p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
     )
+
+
+_FIX = "fix the device TOML; shipped ones are in hnas_edge/device_profiles/"
+#: Bounds of a device profile's numbers: a typo must not write a LUT `hnas lut show` refuses.
+MAX_THREADS = 1024
+MAX_POWER_W = 10_000.0
+
+
+def check_device(data: dict[str, Any], f: Fields) -> None:
+    """Every field of a device profile: type, range, allowed names; one line otherwise.
+
+    The name becomes the default LUT file name (``NAME.json``), so it is a plain file name."""
+    defaults = {x.name: x.default for x in fields(DeviceProfile) if x.default is not MISSING}
+    data = {**defaults, **data}
+    f.name(data["name"], "name")
+    f.choice(data["runtime"], "runtime", RUNTIMES)
+    f.choice(data["precision"], "precision", PRECISIONS)
+    f.choice(data["meter"], "meter", METERS)
+    f.integer(data["threads"], "threads", ge=1, le=MAX_THREADS)
+    f.number(data["nominal_power_w"], "nominal_power_w", gt=0, le=MAX_POWER_W)
+    f.optional_text(data["power_mode"], "power_mode")
+    f.flag(data["lock_clocks"], "lock_clocks")
+    f.flag(data["cuda_graphs"], "cuda_graphs")
+    if "timing" in data:
+        timing = data["timing"]
+        check_timing(timing if isinstance(timing, dict) else asdict(timing), f)
 
 
 @dataclass(frozen=True)
@@ -37,58 +64,22 @@ class DeviceProfile:
     timing: TimingSettings = field(default_factory=TimingSettings)
 
     def __post_init__(self) -> None:
-        for name, allowed in (
-            ("runtime", RUNTIMES),
-            ("precision", PRECISIONS),
-            ("meter", METERS),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(
-                    f"device {self.name}: {name} = {getattr(self, name)!r}; "
-                    f"use one of {', '.join(allowed)}"
-                )
-        for flag in ("lock_clocks", "cuda_graphs"):
-            if not isinstance(getattr(self, flag), bool):
-                raise ConfigError(
-                    f"device {self.name}: {flag} = {getattr(self, flag)!r}; use true or false"
-                )
-        if self.power_mode is not None and not isinstance(self.power_mode, str):
-            raise ConfigError(
-                f'device {self.name}: power_mode = {self.power_mode!r}; use a name like "MAXN"'
-            )
-        if not isinstance(self.threads, int) or self.threads < 1:
-            raise ConfigError(
-                f"device {self.name}: threads = {self.threads!r}; use an integer >= 1"
-            )
-        if not isinstance(self.nominal_power_w, int | float) or self.nominal_power_w <= 0:
-            raise ConfigError(
-                f"device {self.name}: nominal_power_w = {self.nominal_power_w!r}; "
-                "use a positive number of watts"
-            )
+        check_device(asdict(self), Fields(f"device {self.name!r}", _FIX, ConfigError))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> DeviceProfile:
+        """A profile from a TOML's table, every field checked against ``source``'s name."""
+        f = Fields(f"device profile {source}", _FIX, ConfigError)
         data = dict(data)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown field(s) {unknown}; known fields: {', '.join(sorted(known))}"
-            )
         if "name" not in data or "runtime" not in data:
-            raise ConfigError(f"{source}: a device profile needs at least name and runtime")
-        timing = data.pop("timing", {})
-        timing_known = {f.name for f in fields(TimingSettings)}
-        if not isinstance(timing, dict) or set(timing) - timing_known:
-            bad = sorted(set(timing) - timing_known) if isinstance(timing, dict) else timing
-            raise ConfigError(
-                f"{source}: unknown [timing] field(s) {bad}; "
-                f"known: {', '.join(sorted(timing_known))}"
-            )
-        try:
-            return cls(**data, timing=TimingSettings(**timing))
-        except TypeError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+            raise f.line("a device profile needs at least name and runtime")
+        known = [x.name for x in fields(cls)]
+        f.known(data, known, "")
+        timing = f.obj(data.pop("timing", {}), "timing")
+        f.known(timing, [x.name for x in fields(TimingSettings)], "timing")
+        timing = {**TimingSettings().to_dict(), **timing}
+        check_device({**data, "timing": timing}, f)
+        return cls(**data, timing=TimingSettings(**timing))
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> DeviceProfile:

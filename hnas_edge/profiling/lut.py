@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from hnas_edge.checks import Fields, shown
 from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_json, read_json
 
 SCHEMA = "hnas-lut/1"
-LATENCY_STATS = ("median", "p10", "p90", "mean", "std", "n")
 
 
 @dataclass(frozen=True)
@@ -50,36 +50,94 @@ class Calibration:
         return cls(**{k: data[k] for k in ("a", "b", "c", "fitted_on") if k in data})
 
 
+CALIBRATED = ("latency", "energy")
+ORIGINS = ("measured", "imported")
+_FIX = "re-create it with `hnas profile` or fix the file"
+
+
 def _bad(path: str | Path, what: str) -> HnasError:
-    return HnasError(f"LUT {path}: {what}; re-create it with `hnas profile` or fix the file")
+    return HnasError(f"LUT {path}: {what}; {_FIX}")
 
 
-def _check_number(value: Any, path: str | Path, where: str, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _bad(path, f"{where} must be a finite number, got {value!r}")
-    if value < minimum:
-        raise _bad(path, f"{where} must be >= {minimum}, got {value!r}")
-    return float(value)
+def check_lut_dict(data: Any, path: str | Path) -> None:
+    """The LUT schema: every field anything reads, with its type and range; one line otherwise.
+
+    Latencies are finite and > 0 (>= 0 for imported tables, which publish zeros), energies
+    finite and >= 0, the calibration finite with a slope > 0; names are safe in file names;
+    metadata fields that reports read (``origin``, ``device.nodes``, ``provenance``, ...) have
+    the types they are read as."""
+    f = Fields(f"LUT {path}", _FIX)
+    if not isinstance(data, dict):
+        raise _bad(path, "top level is not a JSON object")
+    schema = data.get("schema")
+    if schema != SCHEMA:
+        raise HnasError(
+            f"LUT {path}: schema is {shown(schema)}, expected {SCHEMA!r}; "
+            "tables published elsewhere are converted with `hnas lut import`"
+        )
+    device = f.obj(f.get(data, "device", "device", "an object with name and runtime"), "device")
+    f.name(f.get(device, "name", "device.name", "the device's name"), "device.name")
+    for key in ("runtime", "precision", "meter", "description"):
+        f.optional_text(device.get(key), f"device.{key}")
+    for key in ("profile", "state", "runtime_info"):
+        f.optional_obj(device.get(key), f"device.{key}")
+    nodes = f.optional_obj(device.get("nodes"), "device.nodes")
+    f.each(nodes, "device.nodes", lambda node, where: _check_node(f, node, where))
+    for key in ("settings", "provenance", "validation", "load"):
+        f.optional_obj(data.get(key), key)
+    f.optional_text(f.optional_obj(data.get("provenance"), "provenance").get("created"),
+                    "provenance.created")  # fmt: skip
+    f.optional_text(data.get("shard"), "shard")
+    if data.get("imported") is not None:
+        f.text(f.obj(data["imported"], "imported").get("from"), "imported.from")
+    calibration = f.optional_obj(data.get("calibration"), "calibration")
+    for metric, fit in calibration.items():
+        where = f"calibration.{metric}"
+        f.choice(metric, "calibration", CALIBRATED)
+        f.known(f.obj(fit, where), ("a", "b", "c", "fitted_on"), where)
+        f.number(fit.get("a", 1.0), f"{where}.a", gt=0)
+        f.number(fit.get("b", 0.0), f"{where}.b")
+        f.number(fit.get("c", 0.0), f"{where}.c")
+        f.integer(fit.get("fitted_on", 0), f"{where}.fitted_on", ge=0)
+    entries = f.obj(f.get(data, "entries", "entries", "an object of key → entry"), "entries")
+    for key, entry in entries.items():
+        _check_entry(f, key, entry)
 
 
-def _check_entry(key: str, entry: Any, path: str | Path) -> None:
-    if not isinstance(entry, dict):
-        raise _bad(path, f"entry {key!r} is not an object")
-    latency = entry.get("latency_ms")
-    if not isinstance(latency, dict) or "median" not in latency:
-        raise _bad(path, f"entry {key!r} has no latency_ms.median")
-    for stat in LATENCY_STATS:
-        if stat in latency:
-            _check_number(latency[stat], path, f"entry {key!r} latency_ms.{stat}")
+def _check_node(f: Fields, node: Any, where: str) -> None:
+    node = f.obj(node, where)
+    f.text(node.get("hostname"), f"{where}.hostname")
+    f.optional_text(node.get("meter"), f"{where}.meter")
+    f.optional_obj(node.get("runtime_info"), f"{where}.runtime_info")
+
+
+def _check_entry(f: Fields, key: str, entry: Any) -> None:
+    where = f"entries[{key!r}]"
+    entry = f.obj(entry, where)
+    origin = f.optional_obj(entry.get("origin"), f"{where}.origin")
+    kind = f.choice(origin.get("kind", "measured"), f"{where}.origin.kind", ORIGINS)
+    f.optional_text(origin.get("source"), f"{where}.origin.source")
+    if origin.get("node") is not None:
+        _check_node(f, origin["node"], f"{where}.origin.node")
+    latency = f.obj(entry.get("latency_ms"), f"{where}.latency_ms")
+    if "median" not in latency:
+        raise f.missing(f"{where}.latency_ms.median", "the median latency in ms")
+    floor = {"ge": 0.0} if kind == "imported" else {"gt": 0.0}
+    f.number(latency["median"], f"{where}.latency_ms.median", **floor)
+    for stat in ("p10", "p90", "mean", "std", "robust_cv"):
+        f.optional_number(latency.get(stat), f"{where}.latency_ms.{stat}", ge=0)
+    if latency.get("n") is not None:
+        f.integer(latency["n"], f"{where}.latency_ms.n", ge=1)
     energy = entry.get("energy_mj")
     if energy is not None:
-        if not isinstance(energy, dict) or "total" not in energy:
-            raise _bad(path, f"entry {key!r} energy_mj has no total")
-        _check_number(energy["total"], path, f"entry {key!r} energy_mj.total")
-        if energy.get("dynamic") is not None:
-            _check_number(
-                energy["dynamic"], path, f"entry {key!r} energy_mj.dynamic", minimum=-math.inf
-            )
+        energy = f.obj(energy, f"{where}.energy_mj")
+        if "total" not in energy:
+            raise f.missing(f"{where}.energy_mj.total", "the energy in mJ")
+        f.number(energy["total"], f"{where}.energy_mj.total", ge=0)
+        f.optional_number(energy.get("dynamic"), f"{where}.energy_mj.dynamic")
+        f.optional_text(energy.get("source"), f"{where}.energy_mj.source")
+        if energy.get("estimate") is not None:
+            f.flag(energy["estimate"], f"{where}.energy_mj.estimate")
 
 
 class Lut:
@@ -144,34 +202,17 @@ class Lut:
 
     @classmethod
     def from_dict(cls, data: Any, path: str | Path = "<memory>") -> Lut:
-        if not isinstance(data, dict):
-            raise _bad(path, "top level is not a JSON object")
-        schema = data.get("schema")
-        if schema != SCHEMA:
-            raise HnasError(
-                f"LUT {path}: schema is {schema!r}, expected {SCHEMA!r}; "
-                "tables published elsewhere are converted with `hnas lut import`"
-            )
-        device = data.get("device")
-        if not isinstance(device, dict) or not device.get("name"):
-            raise _bad(path, "device.name is missing")
-        entries = data.get("entries")
-        if not isinstance(entries, dict):
-            raise _bad(path, "entries is missing or not an object")
-        for key, entry in entries.items():
-            _check_entry(key, entry, path)
-        calibration_raw = data.get("calibration") or {}
-        try:
-            calibration = {k: Calibration.from_dict(v) for k, v in calibration_raw.items()}
-        except (TypeError, AttributeError):
-            raise _bad(path, "calibration is malformed") from None
+        check_lut_dict(data, path)
+        calibration = {
+            k: Calibration.from_dict(v) for k, v in (data.get("calibration") or {}).items()
+        }
         known = {"schema", "device", "settings", "provenance", "calibration", "entries"}
         return cls(
-            device=device,
+            device=data["device"],
             settings=data.get("settings") or {},
             provenance=data.get("provenance") or {},
             calibration=calibration,
-            entries=entries,
+            entries=data["entries"],
             extra={k: v for k, v in data.items() if k not in known},
         )
 

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from hnas_edge.checks import differences
 from hnas_edge.errors import HnasError
 from hnas_edge.io import provenance
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.lut import Lut, identity
 from hnas_edge.profiling.runtimes import Runtime, get_runtime
-from hnas_edge.profiling.state import device_state
+from hnas_edge.profiling.state import device_state, load_warnings, machine_load
 from hnas_edge.space.presets import get_preset
 from hnas_edge.space.specs import LayerSpec
 
@@ -197,6 +198,13 @@ def open_lut(request: ProfileRequest, new: Callable[[], Lut]) -> Lut:
                 f"{out} was profiled for {identity(lut)}, not {expected}; "
                 "resume it with the same --device or write to another --out"
             )
+        # entries measured with other threads, timing or power must not join the old header
+        changed = differences(lut.device.get("profile") or {}, request.device.to_dict())
+        if changed:
+            raise HnasError(
+                f"{out} was profiled with other device settings ({'; '.join(changed)}); "
+                "resume it with the device file it was made with or write to another --out"
+            )
         return lut
     return new()
 
@@ -212,14 +220,18 @@ OnProgress = Callable[[int, int, LayerSpec], None]
 
 
 def profile(request: ProfileRequest, on_progress: OnProgress | None = None) -> Lut:
-    """Measure every pending spec and checkpoint the LUT after each one."""
+    """Measure every pending spec and checkpoint the LUT after each one; the machine's load
+    before and after is recorded in the LUT (``load``)."""
     bench = Bench.open(request.device)
     lut = open_lut(request, lambda: new_lut(request, bench.host_info()))
+    lut.extra["load"] = {"before": machine_load()}
     todo = pending_specs(request, lut)
     lut.save(request.out)
     for done, spec in enumerate(_with_progress(todo, on_progress)):
         lut.entries[spec.key] = bench.measure(spec, request.seed + done)
         lut.save(request.out)
+    lut.extra["load"]["after"] = machine_load()
+    lut.save(request.out)
     return lut
 
 
@@ -249,4 +261,6 @@ def profile_with_progress(
 
         lut = run(request, advance)
         bar.update(task, completed=bar.tasks[0].total or 0, part="done")
+    for line in load_warnings(lut.extra.get("load")):
+        console.print(line, markup=False, highlight=False)
     return lut

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,14 @@ from hnas_edge.profiling.fidelity import Fidelity, fidelity, fit_calibration
 from hnas_edge.profiling.lut import Calibration, Lut
 from hnas_edge.profiling.profiler import load_part
 from hnas_edge.profiling.runtimes import Runtime, get_runtime
+from hnas_edge.profiling.state import machine_load
 from hnas_edge.space.mmnn import arch_parts, build_fresh, random_arch
 from hnas_edge.space.presets import get_preset
+
+#: Networks a held-out fit needs: half fit three parameters (with one to spare), half test it.
+MIN_SAMPLES = 8
+#: Share of held-out networks within ±10% after calibration below which validate says so.
+FIDELITY_TARGET = 0.9
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,13 @@ class ValidationReport:
     networks: tuple[NetworkMeasurement, ...]
     latency: MetricReport
     energy: MetricReport | None
+    load: dict[str, Any] = field(default_factory=dict)  # the machine's, before and after
+
+    @property
+    def below_target(self) -> bool:
+        """Fewer than :data:`FIDELITY_TARGET` of the held-out networks within ±10% after
+        calibration: the LUT does not predict this device's networks well enough."""
+        return self.latency.after.within_10 < FIDELITY_TARGET
 
     def to_dict(self) -> dict[str, Any]:
         def metric(report: MetricReport | None) -> dict[str, Any] | None:
@@ -68,6 +81,7 @@ class ValidationReport:
             "n": len(self.networks),
             "latency": metric(self.latency),
             "energy": metric(self.energy),
+            "load": self.load,
         }
 
 
@@ -132,8 +146,12 @@ def validate(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ValidationReport:
     """Measure ``samples`` random networks, fit and store the calibration, report fidelity."""
-    if samples < 4:
-        raise HnasError(f"--samples {samples} is too few; give at least 4 (half fit, half test)")
+    if samples < MIN_SAMPLES:
+        raise HnasError(
+            f"--samples {samples} is too few for a held-out fit: give at least {MIN_SAMPLES} "
+            f"({MIN_SAMPLES // 2} networks fit the three parameters of a·sum + c·n_parts + b, "
+            f"{MIN_SAMPLES // 2} held out test it)"
+        )
     lut = Lut.load(lut_path)
     if lut.device.get("name") != device.name or lut.device.get("runtime") != device.runtime:
         raise HnasError(
@@ -142,6 +160,7 @@ def validate(
         )
     preset = get_preset(space)
     require_keys(lut, [spec.key for spec in preset.all_specs()], f"space {space}")
+    before = machine_load()
     runtime = get_runtime(device.runtime, **device.runtime_options())
     measurer = EnergyMeasurer.for_device(device)
     energy = None if measurer.source == "estimate" else measurer
@@ -174,13 +193,11 @@ def validate(
         # Estimated energy is nominal power × time: the latency calibration, in millijoules.
         lat, power = latency.calibration, device.nominal_power_w
         lut.calibration["energy"] = Calibration(lat.a, lat.b * power, lat.c * power, lat.fitted_on)
-    lut.extra["validation"] = {
-        "space": space,
-        "seed": seed,
-        **ValidationReport(tuple(networks), latency, energy_report).to_dict(),
-    }
+    load = {"before": before, "after": machine_load()}
+    report = ValidationReport(tuple(networks), latency, energy_report, load)
+    lut.extra["validation"] = {"space": space, "seed": seed, **report.to_dict()}
     lut.save(lut_path)
-    return ValidationReport(tuple(networks), latency, energy_report)
+    return report
 
 
 def validate_with_progress(

@@ -26,15 +26,17 @@ seeded by its id, so a resumed search ends with the same front as an uninterrupt
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hnas_edge.checks import shown
 from hnas_edge.data.metrics import LABELS
 from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_json, provenance, read_json
@@ -64,9 +66,11 @@ from hnas_edge.search.executor import Executor, InProcess, LocalPool, RayOptions
 from hnas_edge.space.presets import SpacePreset
 from hnas_edge.train import checkpoint
 from hnas_edge.train.checkpoint import python_rng_state, set_python_rng_state
+from hnas_edge.train.loop import supernet_files
 
 STATE_FILE = "state.json"
-FORMAT = 2  # 2: scores are the task's metric (val_metric); hypervolume records count fused_new
+FORMAT = 3  # 2: scores are the task's metric (val_metric); hypervolume records count fused_new
+# 3: the state records its inputs (LUT, supernets, dataset), which a resume must not change
 
 
 class SearchProgress:
@@ -92,11 +96,13 @@ class SearchState:
     hypervolume: list[dict[str, float]]
     reference: list[float] | None
     seconds: dict[str, float]
+    inputs: dict[str, Any] = field(default_factory=dict)  # what was searched: see input_record
 
     def to_dict(self, config: SearchConfig) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "settings": config.to_dict(),
+            "inputs": self.inputs,
             "generation": self.generation,
             "population": [ind.to_dict() for ind in self.population],
             "rng": self.rng,
@@ -108,17 +114,24 @@ class SearchState:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SearchState:
-        return cls(
-            generation=data["generation"],
-            population=[individual_from_dict(d) for d in data["population"]],
-            rng=data["rng"],
-            records=data["records"],
-            backbone_scores=data["backbone_scores"],
-            hypervolume=data["hypervolume"],
-            reference=data["reference"],
-            seconds=data["seconds"],
-        )
+    def from_dict(cls, data: Mapping[str, Any], source: str = "search state") -> SearchState:
+        try:
+            return cls(
+                generation=int(data["generation"]),
+                population=[individual_from_dict(d) for d in data["population"]],
+                rng=data["rng"],
+                records=dict(data["records"]),
+                backbone_scores=dict(data["backbone_scores"]),
+                hypervolume=list(data["hypervolume"]),
+                reference=data["reference"],
+                seconds=dict(data["seconds"]),
+                inputs=dict(data["inputs"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise HnasError(
+                f"{source} is malformed ({type(exc).__name__}: {shown(exc)}); "
+                "restore it or start again in a new --out"
+            ) from None
 
 
 def individual_from_dict(data: Mapping[str, Any]) -> Individual:
@@ -333,7 +346,45 @@ class Search:
         atomic_write_json(self.inputs.out / STATE_FILE, self.state.to_dict(self.config))
 
 
-def start_state(config: SearchConfig) -> SearchState:
+def _digest(paths: list[Path]) -> str:
+    sha = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+    return sha.hexdigest()[:16]
+
+
+def input_record(inputs: SearchInputs) -> dict[str, Any]:
+    """What a search reads, by content (LUT, supernets) and by name (dataset, its folder)."""
+    return {
+        "lut": {"path": str(inputs.lut), "sha256": _digest([Path(inputs.lut)])},
+        "supernets": {
+            "path": str(inputs.supernets),
+            "sha256": _digest(supernet_files(Path(inputs.supernets))),
+        },
+        "dataset": inputs.dataset,
+        "data_dir": str(Path(inputs.data_dir).resolve()) if inputs.data_dir else None,
+    }
+
+
+def changed_inputs(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """What differs between the inputs a state was searched with and this run's."""
+    changed = []
+    for what in ("lut", "supernets"):
+        before, now = old.get(what) or {}, new[what]
+        if before.get("sha256") != now["sha256"]:
+            changed.append(
+                f"--{what} {now['path']} is not what it searched with "
+                f"({before.get('path')}, content {before.get('sha256')})"
+            )
+    for what in ("dataset", "data_dir"):
+        if old.get(what) != new[what]:
+            changed.append(f"--{what.replace('_', '-')} {new[what]} (it searched {old.get(what)})")
+    return changed
+
+
+def start_state(config: SearchConfig, inputs: dict[str, Any] | None = None) -> SearchState:
     rng = random.Random(config.evolution.seed)
     return SearchState(
         generation=0,
@@ -344,24 +395,37 @@ def start_state(config: SearchConfig) -> SearchState:
         hypervolume=[],
         reference=None,
         seconds={"stage1": 0.0, "stage2_jobs": 0.0, "stage2_wall": 0.0},
+        inputs=inputs or {},
     )
 
 
-def load_state(out: Path, config: SearchConfig, resume: bool) -> SearchState:
+def load_state(inputs: SearchInputs, resume: bool) -> SearchState:
+    """A new state, or the one in OUT when resuming with the same settings and inputs."""
+    out, config = inputs.out, inputs.config
+    record = input_record(inputs)
     path = out / STATE_FILE
     if not path.exists():
         others = [p for p in out.iterdir() if p.name != "supernets"] if out.exists() else []
         if others and not resume:
             raise HnasError(f"{out} is not empty; choose another --out or pass --resume")
-        return start_state(config)
+        return start_state(config, record)
     if not resume:
         raise HnasError(f"{out} already holds a search; pass --resume or choose another --out")
     data = read_json(path, what="search state")
+    if not isinstance(data, dict):
+        raise HnasError(f"search state {path} is not a JSON object; start again in a new --out")
     if data.get("format") != FORMAT or data.get("settings") != config.to_dict():
         raise HnasError(
             f"{out} was searched with other settings; resume with the same options or a new --out"
         )
-    return SearchState.from_dict(data)
+    state = SearchState.from_dict(data, f"search state {path}")
+    changed = changed_inputs(state.inputs, record)
+    if changed:
+        raise HnasError(
+            f"{out} was searched with other inputs: {'; '.join(changed)}; resume with those "
+            "or start again in a new --out"
+        )
+    return state
 
 
 def make_executor(
@@ -387,7 +451,7 @@ def search(
 ) -> tuple[Search, SearchState]:
     """Run (or finish) the generations; the caller writes the results. Stage-2 candidates run
     in this process (``workers`` 1), a local process pool, or on Ray (``ray``)."""
-    state = load_state(inputs.out, inputs.config, resume)
+    state = load_state(inputs, resume)
     inputs.out.mkdir(parents=True, exist_ok=True)
     evaluator = Evaluator(inputs)
     executor = make_executor(workers, inputs, evaluator, ray)

@@ -366,7 +366,7 @@ class Genotype:
                 for cell in data["cells"]
             )
             n_inputs = int(data["n_inputs"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ConfigError(
                 f"bad fusion genotype ({type(exc).__name__}: {exc}); expected "
                 '{"n_inputs": N, "cells": [{"inputs": [i, j], "nodes": [{"inputs": [a, b], '

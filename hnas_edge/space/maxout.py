@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hnas_edge.checks import shown
 from hnas_edge.errors import ConfigError
 from hnas_edge.space.blocks import LinearLayer
 from hnas_edge.space.specs import LayerSpec, LinearSpec, MaxoutSpec
@@ -84,9 +85,9 @@ class MaxoutSpace:
         return 1
 
     def validate_config(self, config: Mapping[str, Any]) -> dict:
-        if config:
+        if not isinstance(config, Mapping) or config:
             raise ConfigError(
-                f"the Maxout text backbone is not searched; its config is {{}}, got {dict(config)}"
+                f"the Maxout text backbone is not searched; its config is {{}}, got {shown(config)}"
             )
         return {}
 

@@ -156,7 +156,7 @@ DATASET_PRESETS = {
 
 
 def get_preset(name: str) -> SpacePreset:
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ConfigError(f"unknown space {name!r}; use one of {', '.join(PRESETS)}")
     return PRESETS[name]()
 

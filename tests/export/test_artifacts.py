@@ -134,7 +134,8 @@ def test_predictions_for_an_npz_of_modality_arrays(exported, tmp_path):
     np.savez(tmp_path / "in.npz", **arrays)
     deployed = open_artifact(exported["onnx"].path, CPU)
     try:
-        predictions = predict_file(deployed, tmp_path / "in.npz")
+        predictions, warning = predict_file(deployed, tmp_path / "in.npz")
+        assert warning is None
         assert predictions.shape == (3,) and set(predictions) <= set(range(10))
         np.savez(tmp_path / "bad.npz", **{**arrays, "audio": arrays["audio"][:, :, :10]})
         with pytest.raises(HnasError, match="audio samples of .*bad.npz are 1×10×20 but the model"):

@@ -46,12 +46,18 @@ def test_a_user_toml_is_loaded_by_path(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('name = "x"\nruntime = "onnxruntime"\ncolour = 1\n', "unknown field(s) ['colour']"),
-        ('name = "x"\nruntime = "tflite"\n', "runtime = 'tflite'; use one of onnxruntime, torch"),
+        (
+            'name = "x"\nruntime = "onnxruntime"\ncolour = 1\n',
+            "unknown field colour; known: name, runtime",
+        ),
+        (
+            'name = "x"\nruntime = "tflite"\n',
+            "runtime = 'tflite'; allowed: one of onnxruntime, torch",
+        ),
         ('name = "x"\nruntime = "torch"\nmeter = "wattmeter"\n', "meter = 'wattmeter'"),
-        ('name = "x"\nruntime = "torch"\nthreads = 0\n', "threads = 0; use an integer >= 1"),
+        ('name = "x"\nruntime = "torch"\nthreads = 0\n', "threads = 0; allowed: an integer >= 1"),
         ('name = "x"\nruntime = "torch"\n[timing]\nmax_cv = -1\n', "timing.max_cv = -1"),
-        ('name = "x"\nruntime = "torch"\n[timing]\nwarm = 1\n', "unknown [timing] field(s)"),
+        ('name = "x"\nruntime = "torch"\n[timing]\nwarm = 1\n', "unknown field timing.warm"),
         ('name = "x"\nruntime = "torch"\nlock_clocks = "yes"\n', "lock_clocks = 'yes'"),
     ],
 )

@@ -63,16 +63,16 @@ def test_saving_leaves_no_temporary_files(tmp_path):
     [
         ("{not json", "not valid JSON"),
         ('{"schema": "other/2", "device": {"name": "x"}, "entries": {}}', "schema is 'other/2'"),
-        ('{"schema": "hnas-lut/1", "entries": {}}', "device.name"),
+        ('{"schema": "hnas-lut/1", "entries": {}}', "device is missing"),
         ('{"schema": "hnas-lut/1", "device": {"name": "x"}}', "entries"),
         (
             '{"schema": "hnas-lut/1", "device": {"name": "x"}, "entries": {"k": {}}}',
-            "no latency_ms.median",
+            "latency_ms = None; allowed: an object",
         ),
         (
             '{"schema": "hnas-lut/1", "device": {"name": "x"}, '
             '"entries": {"k": {"latency_ms": {"median": -1}}}}',
-            ">= 0",
+            "entries['k'].latency_ms.median = -1; allowed: a finite number > 0",
         ),
         ("[1, 2]", "not a JSON object"),
     ],

@@ -137,12 +137,12 @@ def test_a_bad_shard_is_refused_in_one_line(device, tmp_path):
 def test_validate_measures_whole_networks_and_stores_the_calibration(tmp_path, device):
     out = tmp_path / "lut.json"
     assert run("profile", "--device", device, "--out", str(out)).returncode == 0
-    result = run("lut", "validate", str(out), "--device", device, "--samples", "6")
+    result = run("lut", "validate", str(out), "--device", device, "--samples", "8")
     assert result.returncode == 0, result.stderr
-    assert "6 networks measured end to end" in result.stdout
+    assert "8 networks measured end to end" in result.stdout
     lut = Lut.load(out)
-    assert lut.calibration["latency"].fitted_on == 3
-    assert lut.extra["validation"]["n"] == 6
+    assert lut.calibration["latency"].fitted_on == 4
+    assert lut.extra["validation"]["n"] == 8
     assert "held_out_after" in lut.extra["validation"]["latency"]
 
 
@@ -153,14 +153,14 @@ def test_validate_times_whole_networks_as_modules_on_a_module_runtime(tmp_path):
     device.write_text(FAST_DEVICE.replace('runtime = "onnxruntime"', 'runtime = "torch"'))
     out = tmp_path / "lut.json"
     assert run("profile", "--device", str(device), "--out", str(out)).returncode == 0
-    result = run("lut", "validate", str(out), "--device", str(device), "--samples", "4")
+    result = run("lut", "validate", str(out), "--device", str(device), "--samples", "8")
     assert result.returncode == 0, result.stderr
-    assert Lut.load(out).extra["validation"]["n"] == 4
+    assert Lut.load(out).extra["validation"]["n"] == 8
 
 
 def test_validate_refuses_an_incomplete_lut(tmp_path, device):
     out = tmp_path / "lut.json"
     assert run("profile", "--device", device, "--out", str(out), "--limit", "2").returncode == 0
-    result = run("lut", "validate", str(out), "--device", device, "--samples", "6")
+    result = run("lut", "validate", str(out), "--device", device, "--samples", "8")
     assert result.returncode == 2
     assert "LUT lacks 55 key(s) needed for space avmnist" in result.stderr

@@ -61,11 +61,14 @@ def test_an_error_axis_says_which_metric_it_is_one_minus():
     assert error_label("accuracy") == "validation error (1 − accuracy) %"
 
 
-def test_a_search_state_of_an_older_format_is_refused_with_the_settings_message(tmp_path):
+def test_a_search_state_of_an_older_format_is_refused_with_the_settings_message(
+    supernets, lut, tmp_path
+):
     """Format 1 ranked on val_acc; its records cannot be read as the task's metric."""
     (tmp_path / "state.json").write_text(json.dumps({"format": 1, "settings": tiny().to_dict()}))
+    inputs = SearchInputs(supernets, "avdigits", None, lut, tiny(), tmp_path)
     with pytest.raises(HnasError, match="other settings"):
-        load_state(tmp_path, tiny(), resume=True)
+        load_state(inputs, resume=True)
 
 
 def sum_of_parts(model):

@@ -9,11 +9,13 @@ keep the steadiest attempt (spread judged by :attr:`LatencyStats.robust_cv`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
+from hnas_edge.checks import Fields
 from hnas_edge.errors import ConfigError
 
 Clock = Callable[[], int]  # nanoseconds, monotonic
@@ -28,22 +30,25 @@ class TimingSettings:
     retries: int = 2
 
     def __post_init__(self) -> None:
-        checks = {
-            "warmup_s": self.warmup_s >= 0,
-            "min_iters": self.min_iters >= 2,
-            "min_time_s": self.min_time_s >= 0,
-            "max_cv": self.max_cv > 0,
-            "retries": self.retries >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ConfigError(
-                    f"timing.{name} = {getattr(self, name)!r} is out of range "
-                    "(warmup_s, min_time_s >= 0; min_iters >= 2; max_cv > 0; retries >= 0)"
-                )
+        check_timing(asdict(self), Fields("timing settings", error=ConfigError))
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
+
+
+#: Upper bounds that keep a typo from hanging a profile (an hour of timing per part, ...).
+MAX_SECONDS = 3600.0
+MAX_ITERS = 10_000_000
+MAX_RETRIES = 100
+
+
+def check_timing(timing: Mapping[str, Any], f: Fields, prefix: str = "timing.") -> None:
+    """Every timing limit finite and in range; one line naming the field otherwise."""
+    f.number(timing["warmup_s"], f"{prefix}warmup_s", ge=0, le=MAX_SECONDS)
+    f.number(timing["min_time_s"], f"{prefix}min_time_s", ge=0, le=MAX_SECONDS)
+    f.integer(timing["min_iters"], f"{prefix}min_iters", ge=2, le=MAX_ITERS)
+    f.number(timing["max_cv"], f"{prefix}max_cv", gt=0, le=100)
+    f.integer(timing["retries"], f"{prefix}retries", ge=0, le=MAX_RETRIES)
 
 
 @dataclass(frozen=True)
