@@ -57,7 +57,6 @@ DEFAULT_HW_WEIGHT = 0.1
 @dataclass(frozen=True)
 class DartsConfig:
     epochs: int = 3
-    warmup_epochs: int = 0  # weight-only epochs before the architecture steps start
     batch_size: int = 64
     lr_weights: float = 1e-3
     lr_weights_min: float | None = None  # cosine annealing of the weights' rate to it; None: flat
@@ -82,8 +81,6 @@ class DartsConfig:
         for flag, value in numbers.items():
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{flag} {value}: give a finite number ≥ 0")
-        if self.warmup_epochs < 0:
-            raise ConfigError(f"--warmup-epochs {self.warmup_epochs}: give a count ≥ 0")
         if self.lr_weights_min is not None and not 0 <= self.lr_weights_min <= self.lr_weights:
             raise ConfigError(
                 f"minimum weight learning rate {self.lr_weights_min}: give one in "
@@ -238,7 +235,7 @@ def cosine_schedule(
     the rate stays flat."""
     if config.lr_weights_min is None:
         return None
-    total = max(1, (config.warmup_epochs + config.epochs) * steps_per_epoch)
+    total = max(1, config.epochs * steps_per_epoch)
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total, config.lr_weights_min)
 
 
@@ -250,8 +247,7 @@ def search_fusion(
     costs: OperatorCosts,
     config: DartsConfig,
 ) -> tuple[Genotype, list[dict[str, float]]]:
-    """Train the weights alone for ``warmup_epochs``, then alternate weight steps (train split)
-    and architecture steps (validation split); derive.
+    """Alternate weight steps (train split) and architecture steps (validation split); derive.
 
     Each backward pass computes the gradients of the parameters its step updates only: the
     architecture step needs no weight gradients (the costliest part of its backward pass) and
@@ -265,8 +261,7 @@ def search_fusion(
     (train_x, train_y), (val_x, val_y) = train, val
     schedule = cosine_schedule(w_opt, config, -(-len(train_y) // config.batch_size))
     history = []
-    for epoch in range(config.warmup_epochs + config.epochs):
-        searching = epoch >= config.warmup_epochs
+    for epoch in range(config.epochs):
         supernet.train()
         val_iter = _batches(len(val_y), config.batch_size, generator)
         for index in _batches(len(train_y), config.batch_size, generator):
@@ -276,8 +271,6 @@ def search_fusion(
             w_opt.step()
             if schedule is not None:
                 schedule.step()
-            if not searching:
-                continue
             v_index = next(val_iter, None)
             if v_index is None:
                 val_iter = _batches(len(val_y), config.batch_size, generator)
@@ -290,7 +283,5 @@ def search_fusion(
             a_opt.step()
         with torch.no_grad():
             expected = expected_cost(supernet.relaxed, costs.latency).item()
-        history.append(
-            {"epoch": epoch + 1, "searching": searching, "expected_fusion_latency_ms": expected}
-        )
+        history.append({"epoch": epoch + 1, "expected_fusion_latency_ms": expected})
     return supernet.derive(), history

@@ -123,26 +123,6 @@ def test_the_same_seed_derives_the_same_network():
     assert first == second
 
 
-def test_warm_up_epochs_train_the_weights_and_leave_the_architecture_alone():
-    net = supernet(nodes=2)
-    arch_before = [p.detach().clone() for p in net.arch_parameters()]
-    weights_before = [p.detach().clone() for p in net.weight_parameters()]
-    config = DartsConfig(epochs=0, warmup_epochs=2, batch_size=64)
-    train, val = pool_features(128, seed=1), pool_features(64, seed=2)
-    _, history = search_fusion(net, train, val, "multiclass", COSTS, config)
-    assert all(torch.equal(a, p) for a, p in zip(arch_before, net.arch_parameters(), strict=True))
-    assert any(
-        not torch.equal(w, p) for w, p in zip(weights_before, net.weight_parameters(), strict=True)
-    )
-    assert [h["searching"] for h in history] == [False, False]
-    _, history = search_fusion(
-        supernet(nodes=2), train, val, "multiclass", COSTS, DartsConfig(epochs=1, warmup_epochs=1)
-    )
-    assert [h["searching"] for h in history] == [False, True]
-    with pytest.raises(ConfigError, match="warmup"):
-        DartsConfig(warmup_epochs=-1)
-
-
 def test_se2_is_priced_but_not_searched_by_default():
     assert "SE2" not in DartsConfig().operators and "SE2" in FUSION_OPS
     net = supernet(nodes=2)
