@@ -246,7 +246,7 @@ def build_lut(
                 "samples": len(networks),
                 "seed": seed,
             }
-        ),  # fmt: skip
+        ),
         calibration=calibration,
         entries=entries,
         extra={"transfer": report.to_dict()},

@@ -199,9 +199,11 @@ def loo_error(
     for i in range(len(rows)):
         keep = [j for j in range(len(rows)) if j != i]
         model = fit(
-            [rows[j] for j in keep], [n_parts[j] for j in keep], [measured[j] for j in keep],
+            [rows[j] for j in keep],
+            [n_parts[j] for j in keep],
+            [measured[j] for j in keep],
             grouping,
-        )  # fmt: skip
+        )
         errors.append(abs(model.predict(rows[i], n_parts[i]) - measured[i]) / measured[i])
     return float(np.mean(errors))
 

@@ -185,6 +185,22 @@ def test_a_source_that_says_nothing_of_the_target_is_flagged(tmp_path):
     assert lut.extra["transfer"]["warnings"] == report.warnings()
 
 
+def test_a_target_that_meters_energy_gets_its_energy_fitted_from_the_source_energy(tmp_path):
+    source = source_lut(tmp_path)  # its energy is twice its latency
+    truth = {"scales": dict.fromkeys(SCALES, 3.0), "per_part": 0.0, "intercept": 0.0}
+    nets = [
+        WholeNetwork(n.arch, n.latency_ms, 0.5 * n.latency_ms)  # on the target: 3 × 0.5 × 2
+        for n in networks(source, 12, **truth)
+    ]
+    lut, report = transferred(tmp_path, source, nets)
+    assert report.energy is not None and report.energy.basis == "energy"
+    assert report.energy.selection.model.scales["all"] == pytest.approx(0.75, rel=1e-6)
+    assert not lut.is_estimated_energy()
+    arch = sample_archs("avmnist", 1, seed=7)[0]
+    cost = predict(lut, parts_of(arch))
+    assert cost.energy_mj == pytest.approx(0.5 * target_latency(source, arch, **truth), rel=1e-6)
+
+
 def test_the_lut_records_its_source_model_and_held_out_report(tmp_path):
     source = source_lut(tmp_path)
     lut, _ = transferred(tmp_path, source, networks(source, 10))
