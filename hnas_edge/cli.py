@@ -437,6 +437,27 @@ def lut_validate(
     print_validation(console, report, path)
 
 
+@lut_app.command("transfer")
+def lut_transfer(
+    source: Path = typer.Argument(..., help="LUT of another device (profiled or imported)."),
+    device: str = typer.Option(..., "--device", help="Profile of the target, measured here."),
+    space: str = typer.Option("avmnist", "--space", help="Preset to sample networks from."),
+    samples: int = typer.Option(
+        20, "--samples", help="Whole networks to measure on the target (20: docs/luts.md says why)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampled architectures."),
+    out: Path = typer.Option(..., "--out", help="Transferred LUT to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+) -> None:
+    """A LUT for this device from another device's LUT and a few whole networks measured here."""
+    from hnas_edge.profiling.device import DeviceProfile
+    from hnas_edge.profiling.lut_transfer import TransferRequest, transfer_with_progress
+    from hnas_edge.reporting import print_transfer
+
+    request = TransferRequest(source, DeviceProfile.load(device), space, samples, out, seed, force)
+    print_transfer(console, transfer_with_progress(request, console), out)
+
+
 @lut_app.command("import")
 def lut_import(
     source: str = typer.Argument(..., help="Whose tables: harmonic-nas."),

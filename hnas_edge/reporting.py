@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from hnas_edge.profiling.cost import CostBreakdown
     from hnas_edge.profiling.coverage import Coverage
     from hnas_edge.profiling.lut import Lut
+    from hnas_edge.profiling.lut_transfer import TransferReport
     from hnas_edge.profiling.validate import MetricReport, ValidationReport
     from hnas_edge.space.presets import SpacePreset
     from hnas_edge.space.summary import BackboneSummary
@@ -79,6 +80,20 @@ def print_lut_summary(console: Console, summary: LutSummary, path: Path) -> None
             cv,
         )
     console.print(table)
+    if summary.transfer:
+        transfer = summary.transfer
+        latency = transfer.get("latency") or {}
+        held = latency.get("held_out") or {}
+        console.print(
+            f"transferred from {source_text(transfer.get('source') or {})}: "
+            f"{(latency.get('model') or {}).get('grouping')} model fitted on "
+            f"{(latency.get('model') or {}).get('fitted_on')} networks; cross-validated: "
+            f"{held.get('within_10pct', 0):.0%} within ±10%, "
+            f"Spearman {held.get('spearman', float('nan')):.3f}",
+            highlight=False,
+        )
+        for warning in transfer.get("warnings") or []:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if summary.calibration:
         for metric, cal in summary.calibration.items():
             console.print(
@@ -213,6 +228,73 @@ def print_validation(console: Console, report: ValidationReport, path: Path) -> 
             markup=False,
             highlight=False,
         )
+
+
+def source_text(source: dict[str, Any]) -> str:
+    """A transfer's source in one phrase: device, runtime, precision, file and hash."""
+    threads = f", {source['threads']} thread(s)" if source.get("threads") else ""
+    sha = str(source.get("sha256"))[:12]
+    return (
+        f"{source.get('device')} ({source.get('runtime')}, {source.get('precision')}{threads}; "
+        f"{source.get('origin')}) from {source.get('path')}, sha256 {sha}"
+    )
+
+
+def _scales_text(model: dict[str, Any], unit: str) -> str:
+    scales = ", ".join(
+        f"{group} ×{value:.3g}" if "MMAC" not in group else f"{group} {value:.3g} {unit}/MMAC"
+        for group, value in model["scales"].items()
+    )
+    return (
+        f"{scales}; per part {model['per_part']:+.4f} {unit}, intercept {model['intercept']:+.4f} "
+        f"{unit}"
+    )
+
+
+def print_transfer(console: Console, report: TransferReport, path: Path) -> None:
+    from hnas_edge.profiling.lut_transfer import held_out_table
+
+    console.print(f"source: {source_text(report.source)}", highlight=False)
+    console.print(
+        f"{len(report.networks)} networks measured end to end in {report.seconds:.0f} s; the "
+        "LUT's model is fitted on all of them, the figures below are cross-validated (each "
+        "network predicted by a model fitted without it)"
+    )
+    for metric, transferred in (("latency", report.latency), ("energy", report.energy)):
+        if transferred is None:
+            continue
+        model = transferred.selection.model
+        errors = ", ".join(f"{g} {e:.1%}" for g, e in transferred.selection.loo_error.items())
+        console.print(
+            f"{metric} from the source's {transferred.basis}: model [bold]{model.grouping}[/]"
+            + (f" (leave-one-out error: {errors})" if errors else ""),
+            highlight=False,
+        )
+        unit = "ms" if metric == "latency" else "mJ"
+        console.print(f"  {_scales_text(model.to_dict(), unit)}", highlight=False)
+    table = Table("metric", "prices", "networks", "±5%", "±10%", "Spearman", "mean |err|")
+    for metric, fid, raw in held_out_table(report):
+        for label, f in (("source sums", raw), ("transferred", fid)):
+            table.add_row(
+                metric,
+                label,
+                str(f.n),
+                f"{f.within_5:.0%}",
+                f"{f.within_10:.0%}",
+                f"{f.spearman:.3f}",
+                "-" if label == "source sums" else f"{f.mean_abs_rel_error:.1%}",
+            )
+    console.print(table)
+    if report.unpriced:
+        kinds = ", ".join(f"{kind}: {n}" for kind, n in report.unpriced.items())
+        console.print(
+            f"parts the source does not price ({kinds}) are priced by their MACs", highlight=False
+        )
+    if report.energy is None:
+        console.print("energy: estimated from latency here (nominal power × time)")
+    for warning in report.warnings():
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    console.print(f"wrote {path}")
 
 
 def print_comparison(console: Console, comparison: Comparison, first: Path, second: Path) -> None:

@@ -155,7 +155,7 @@ class Bench:
         )
 
 
-def _device_header(device: DeviceProfile, host: HostInfo | None) -> dict[str, Any]:
+def device_header(device: DeviceProfile, host: HostInfo | None) -> dict[str, Any]:
     target = {"name": device.name, "runtime": device.runtime, "precision": device.precision}
     if host is None:
         return {**target, "profile": device.to_dict()}
@@ -176,7 +176,7 @@ def new_lut(request: ProfileRequest, host: HostInfo | None) -> Lut:
     if host is not None:
         settings["idle_power_w"] = host.idle_power_w
     return Lut(
-        device=_device_header(device, host),
+        device=device_header(device, host),
         settings=settings,
         provenance=provenance({"shard": str(request.shard), "limit": request.limit}),
         extra={"shard": str(request.shard)},

@@ -20,11 +20,9 @@ import numpy as np
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling.cost import predict, require_keys
 from hnas_edge.profiling.device import DeviceProfile
-from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.fidelity import Fidelity, fidelity, fit_calibration
 from hnas_edge.profiling.lut import Calibration, Lut
-from hnas_edge.profiling.profiler import load_part
-from hnas_edge.profiling.runtimes import Runtime, get_runtime
+from hnas_edge.profiling.profiler import Bench, load_part
 from hnas_edge.profiling.state import machine_load
 from hnas_edge.space.mmnn import arch_parts, build_fresh, random_arch
 from hnas_edge.space.presets import get_preset
@@ -85,23 +83,32 @@ class ValidationReport:
         }
 
 
-def measure_network(
-    lut: Lut,
-    device: DeviceProfile,
-    runtime: Runtime,
-    energy: EnergyMeasurer | None,
-    arch_dict: dict[str, Any],
-    seed: int,
-) -> NetworkMeasurement:
-    """Build, export and time one whole network; price it from the LUT (uncalibrated sums)."""
+@dataclass(frozen=True)
+class WholeNetwork:
+    """One random network of a space measured end to end (energy None where it is not metered)."""
+
+    arch: dict[str, Any]
+    latency_ms: float
+    energy_mj: float | None
+
+
+def sample_archs(space: str, samples: int, seed: int = 0) -> list[dict[str, Any]]:
+    """The architectures ``validate`` and ``transfer`` measure: the same ones for the same seed."""
+    preset = get_preset(space)
+    rng = random.Random(seed)
+    return [random_arch(preset, rng).to_dict() for _ in range(samples)]
+
+
+def time_network(bench: Bench, arch_dict: dict[str, Any], seed: int) -> WholeNetwork:
+    """Build, export and time one whole network with the device's runtime and settings, exactly
+    as the profiler times a part; meter its energy unless the meter is only an estimate."""
     import torch
 
     from hnas_edge.space.mmnn import MultimodalArch
 
     arch = MultimodalArch.from_dict(arch_dict)
     preset = get_preset(arch.preset)
-    parts = arch_parts(preset, arch)
-    cost = predict(lut, parts)
+    runtime, device = bench.runtime, bench.device
     torch.manual_seed(seed)
     net = build_fresh(preset, arch).eval()
     example = net.example_inputs()
@@ -111,17 +118,46 @@ def measure_network(
             timing = runtime.time(inputs, device.timing)
             latency = float(timing.stats.median)
             energy_mj = None
-            if energy is not None:
-                energy_mj = energy.of_runtime(runtime, inputs, latency).get("total")
+            if not bench.energy.estimated:
+                energy_mj = bench.energy.of_runtime(runtime, inputs, latency).get("total")
         finally:
             runtime.close()
+    return WholeNetwork(arch=arch_dict, latency_ms=latency, energy_mj=energy_mj)
+
+
+def measure_networks(
+    bench: Bench,
+    space: str,
+    samples: int,
+    seed: int = 0,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[WholeNetwork]:
+    """``samples`` random networks of ``space`` (:func:`sample_archs`), each timed end to end."""
+    archs = sample_archs(space, samples, seed)
+    networks = []
+    for i, arch in enumerate(archs):
+        if on_progress:
+            on_progress(i, samples)
+        networks.append(time_network(bench, arch, seed + i))
+    if on_progress:
+        on_progress(samples, samples)
+    return networks
+
+
+def priced(lut: Lut, network: WholeNetwork) -> NetworkMeasurement:
+    """A measured network beside the LUT's uncalibrated sums for it."""
+    from hnas_edge.space.mmnn import MultimodalArch
+
+    arch = MultimodalArch.from_dict(network.arch)
+    parts = arch_parts(get_preset(arch.preset), arch)
+    cost = predict(lut, parts)
     return NetworkMeasurement(
-        arch=arch_dict,
+        arch=network.arch,
         n_parts=len(parts),
         latency_sum_ms=cost.latency_sum_ms,
-        latency_ms=latency,
+        latency_ms=network.latency_ms,
         energy_sum_mj=cost.energy_sum_mj,
-        energy_mj=energy_mj,
+        energy_mj=network.energy_mj,
     )
 
 
@@ -161,18 +197,9 @@ def validate(
     preset = get_preset(space)
     require_keys(lut, [spec.key for spec in preset.all_specs()], f"space {space}")
     before = machine_load()
-    runtime = get_runtime(device.runtime, **device.runtime_options())
-    measurer = EnergyMeasurer.for_device(device)
-    energy = None if measurer.source == "estimate" else measurer
-    rng = random.Random(seed)
-    networks = []
-    for i in range(samples):
-        if on_progress:
-            on_progress(i, samples)
-        arch = random_arch(preset, rng).to_dict()
-        networks.append(measure_network(lut, device, runtime, energy, arch, seed + i))
-    if on_progress:
-        on_progress(samples, samples)
+    bench = Bench.open(device)
+    measured = measure_networks(bench, space, samples, seed, on_progress)
+    networks = [priced(lut, network) for network in measured]
     n_parts = np.array([n.n_parts for n in networks])
     latency = _metric(
         np.array([n.latency_sum_ms for n in networks]),
@@ -180,7 +207,7 @@ def validate(
         np.array([n.latency_ms for n in networks]),
     )
     energy_report = None
-    if energy is not None and all(n.energy_mj and n.energy_sum_mj for n in networks):
+    if not bench.energy.estimated and all(n.energy_mj and n.energy_sum_mj for n in networks):
         energy_report = _metric(
             np.array([n.energy_sum_mj for n in networks]),
             n_parts,
@@ -189,7 +216,7 @@ def validate(
     lut.calibration["latency"] = latency.calibration
     if energy_report is not None:
         lut.calibration["energy"] = energy_report.calibration
-    elif measurer.source == "estimate":
+    elif bench.energy.estimated:
         # Estimated energy is nominal power × time: the latency calibration, in millijoules.
         lat, power = latency.calibration, device.nominal_power_w
         lut.calibration["energy"] = Calibration(lat.a, lat.b * power, lat.c * power, lat.fitted_on)
