@@ -51,7 +51,7 @@ class Calibration:
 
 
 CALIBRATED = ("latency", "energy")
-ORIGINS = ("measured", "imported")
+ORIGINS = ("measured", "imported", "transferred")
 _FIX = "re-create it with `hnas profile` or fix the file"
 
 
@@ -62,7 +62,8 @@ def _bad(path: str | Path, what: str) -> HnasError:
 def check_lut_dict(data: Any, path: str | Path) -> None:
     """The LUT schema: every field anything reads, with its type and range; one line otherwise.
 
-    Latencies are finite and > 0 (>= 0 for imported tables, which publish zeros), energies
+    Latencies are finite and > 0 (>= 0 for imported tables, which publish zeros, and tables
+    transferred from them), energies
     finite and >= 0, the calibration finite with a slope > 0; names are safe in file names;
     metadata fields that reports read (``origin``, ``device.nodes``, ``provenance``, ...) have
     the types they are read as."""
@@ -83,7 +84,7 @@ def check_lut_dict(data: Any, path: str | Path) -> None:
         f.optional_obj(device.get(key), f"device.{key}")
     nodes = f.optional_obj(device.get("nodes"), "device.nodes")
     f.each(nodes, "device.nodes", lambda node, where: _check_node(f, node, where))
-    for key in ("settings", "provenance", "validation", "load"):
+    for key in ("settings", "provenance", "validation", "load", "transfer"):
         f.optional_obj(data.get(key), key)
     f.optional_text(f.optional_obj(data.get("provenance"), "provenance").get("created"),
                     "provenance.created")  # fmt: skip
@@ -122,7 +123,8 @@ def _check_entry(f: Fields, key: str, entry: Any) -> None:
     latency = f.obj(entry.get("latency_ms"), f"{where}.latency_ms")
     if "median" not in latency:
         raise f.missing(f"{where}.latency_ms.median", "the median latency in ms")
-    floor = {"ge": 0.0} if kind == "imported" else {"gt": 0.0}
+    # a published zero stays zero when it is scaled to another device
+    floor = {"gt": 0.0} if kind == "measured" else {"ge": 0.0}
     f.number(latency["median"], f"{where}.latency_ms.median", **floor)
     for stat in ("p10", "p90", "mean", "std", "robust_cv"):
         f.optional_number(latency.get(stat), f"{where}.latency_ms.{stat}", ge=0)
