@@ -38,6 +38,7 @@ import numpy as np
 from hnas_edge.data.metrics import LABELS
 from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_json, provenance, read_json
+from hnas_edge.outputs import claim_output
 from hnas_edge.search.config import Mode, SearchConfig
 from hnas_edge.search.evaluate import (
     Evaluator,
@@ -347,15 +348,17 @@ def start_state(config: SearchConfig) -> SearchState:
     )
 
 
+def claim_out(out: Path, resume: bool) -> Path:
+    """``--out`` under the output policy (:mod:`hnas_edge.outputs`): a new or empty folder (the
+    supernets trained into it do not count), or with ``--resume`` a search to continue."""
+    return claim_output(out, kind="folder", resume=resume, keep=("supernets",))
+
+
 def load_state(out: Path, config: SearchConfig, resume: bool) -> SearchState:
+    claim_out(out, resume)
     path = out / STATE_FILE
     if not path.exists():
-        others = [p for p in out.iterdir() if p.name != "supernets"] if out.exists() else []
-        if others and not resume:
-            raise HnasError(f"{out} is not empty; choose another --out or pass --resume")
         return start_state(config)
-    if not resume:
-        raise HnasError(f"{out} already holds a search; pass --resume or choose another --out")
     data = read_json(path, what="search state")
     if data.get("format") != FORMAT or data.get("settings") != config.to_dict():
         raise HnasError(
