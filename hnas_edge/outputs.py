@@ -5,8 +5,8 @@ The policy, in one place:
 - an existing target is refused unless the command was told what to do with it: ``--force``
   (replace it) or ``--resume`` (continue it), whichever the command offers; an empty folder
   counts as new;
-- a target that is a symbolic link is refused, always: hnas never writes through a link or
-  replaces one (give the real path);
+- a target that is itself a symbolic link is refused, always: hnas never writes through such
+  a link or replaces it (give the real path; linked folders above the target are fine);
 - before any work starts, the target must be writable: not a folder where a file is wanted (or
   the reverse), not under a file, not read-only, in a folder this process may write in;
 - files are written atomically (:mod:`hnas_edge.io`), so a kill leaves the old content or the
