@@ -42,6 +42,10 @@ class DeferredProgress(Progress):
             self.start()
         super().update(*args, **kwargs)
 
+    def stop(self) -> None:
+        if self.live.is_started:  # never drawn: not even the blank line a stop prints
+            super().stop()
+
 
 def progress_bar(
     console: Console, detail_field: str = "detail", deferred: bool = False

@@ -84,6 +84,7 @@ def refused(result: subprocess.CompletedProcess, says: str) -> None:
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert says in result.stderr
+    assert result.stdout.strip() == ""  # refused before any work: not even an empty bar
 
 
 @pytest.fixture
