@@ -82,6 +82,9 @@ def profile(
     space: str = typer.Option("avmnist", "--space", help="Preset whose parts to measure."),
     out: Path = typer.Option(None, "--out", help="LUT to write (default DEVICE.json)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted profile."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an existing --out and start over (default: refuse it)."
+    ),
     shard: str = typer.Option("1/1", "--shard", help="Measure part I of N of the keys."),
     limit: int = typer.Option(None, "--limit", min=1, help="Measure at most N keys (quick look)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random inputs."),
@@ -92,7 +95,8 @@ def profile(
     ),
 ) -> None:
     """Measure the latency and energy of every part a space can need on this device (or on a
-    fleet of such devices joined in a Ray cluster)."""
+    fleet of such devices joined in a Ray cluster). One process writes a LUT at a time: a
+    second one for the same --out is refused."""
     from hnas_edge.profiling.device import DeviceProfile
     from hnas_edge.profiling.profiler import ProfileRequest, Shard, profile_with_progress
 
@@ -105,6 +109,7 @@ def profile(
         shard=Shard.parse(shard),
         limit=limit,
         seed=seed,
+        force=force,
     )
     if ray_address is None:
         lut = profile_with_progress(request, console)
@@ -242,6 +247,7 @@ def search(
     from hnas_edge.reporting import print_search
     from hnas_edge.search.config import SearchConfig, get_budget
     from hnas_edge.search.darts import DartsConfig
+    from hnas_edge.search.engine import claim_out
     from hnas_edge.search.evaluate import SearchInputs
     from hnas_edge.search.evolution import EvolutionConfig
     from hnas_edge.search.executor import RayOptions
@@ -277,6 +283,7 @@ def search(
     ray = RayOptions(ray_address or "local", task_cpus, task_gpus) if executor == "ray" else None
     if ray is not None:
         import_ray()  # one line naming the extra, before any work
+    claim_out(out, resume)  # before any work
     check_lut(lut, dataset, accounting)  # before training supernets for nothing
     check_data(dataset, data_dir)
     folder = ensure_supernets(supernets, dataset, data_dir, out, console)
@@ -295,6 +302,9 @@ def export(
     output: Path = typer.Option(
         None, "-o", "--output", help="File to write (default MODEL_ID.FORMAT)."
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an existing output and its sidecar (default: refuse)."
+    ),
 ) -> None:
     """Export a front model (checked against torch) with a sidecar JSON of what it promises."""
     from hnas_edge.export.artifact import SUFFIXES, export_model
@@ -302,7 +312,7 @@ def export(
 
     searched = load_searched(model)
     target = output or Path(searched.id + SUFFIXES.get(format, ""))
-    report = export_model(searched, format, target, precision, dynamic_batch)
+    report = export_model(searched, format, target, precision, dynamic_batch, force)
     console.print(
         f"wrote {report.path} and {report.sidecar.name}; max |diff| against "
         f"{report.checked_against} {report.max_abs_diff:.2e}"
@@ -471,14 +481,14 @@ def lut_import(
 ) -> None:
     """Convert the Harmonic-NAS authors' published Jetson tables into a LUT."""
     from hnas_edge.errors import HnasError
+    from hnas_edge.outputs import lut_output
     from hnas_edge.profiling.harmonic_import import import_tables, unmapped_summary
 
     if source != "harmonic-nas":
         raise HnasError(f"unknown table source {source!r}; hnas-edge imports harmonic-nas")
-    if out.exists() and not force:
-        raise HnasError(f"{out} already exists; choose another --out or pass --force")
-    result = import_tables(backbone, fusion, device)
-    result.lut.save(out)
+    with lut_output(out, force=force) as target:
+        result = import_tables(backbone, fusion, device)
+        result.lut.save(target)
     counts = ", ".join(f"{name}: {n}" for name, n in result.sources.items())
     console.print(f"wrote {out}: {len(result.lut)} entries ({counts})")
     if result.unmapped:
@@ -514,12 +524,15 @@ def lut_merge(
     first: Path = typer.Argument(..., help="First LUT (e.g. shard 1/2)."),
     second: Path = typer.Argument(..., help="Second LUT (e.g. shard 2/2)."),
     out: Path = typer.Option(..., "-o", "--out", help="Merged LUT to write."),
+    force: bool = typer.Option(False, "--force", help="Replace -o if it exists (default: refuse)."),
 ) -> None:
     """Join two LUTs of the same device (shards of one profile)."""
+    from hnas_edge.outputs import lut_output
     from hnas_edge.profiling.lut import Lut, merge
 
-    merged, both = merge(Lut.load(first), Lut.load(second))
-    merged.save(out)
+    with lut_output(out, force=force, flag="-o") as target:
+        merged, both = merge(Lut.load(first), Lut.load(second))
+        merged.save(target)
     note = f" ({len(both)} key(s) in both; kept the steadier)" if both else ""
     console.print(f"wrote {out}: {len(merged)} entries{note}")
 

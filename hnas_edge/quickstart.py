@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from hnas_edge.io import atomic_write_json, provenance, read_json
+from hnas_edge.outputs import claim_output
 
 DATASET, SPACE, DEVICE = "avdigits", "avmnist", "cpu"
 
@@ -81,6 +82,7 @@ def quickstart(out: Path, console: Console, budget: Budget | None = None) -> dic
     from hnas_edge.profiling.device import DeviceProfile
 
     budget = budget or Budget()
+    claim_output(out, kind="folder", resume=True)  # a re-run goes on where the last one was
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages(out, console)
     device = DeviceProfile.load(DEVICE)
@@ -167,7 +169,7 @@ def _export(result: Path, chosen: dict[str, str], paths: dict[str, Path], consol
     from hnas_edge.export.searched import load_searched
 
     for role, model_id in chosen.items():
-        report = export_model(load_searched(result / model_id), "onnx", paths[role])
+        report = export_model(load_searched(result / model_id), "onnx", paths[role], force=True)
         console.print(
             f"{role}: {model_id} → {report.path} (max |onnx − torch| {report.max_abs_diff:.1e})"
         )

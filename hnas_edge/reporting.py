@@ -31,9 +31,29 @@ if TYPE_CHECKING:
     from hnas_edge.space.summary import BackboneSummary
 
 
-def progress_bar(console: Console, detail_field: str = "detail") -> Progress:
-    """The one progress bar of the CLI: what, bar, done/total, elapsed, ETA, a detail field."""
-    return Progress(
+class DeferredProgress(Progress):
+    """A progress bar drawn from its first update on, not from ``with``: a command refused once
+    inside (a LUT another process is writing) prints its one error line and no empty bar."""
+
+    def __enter__(self) -> DeferredProgress:
+        return self
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        if not self.live.is_started:
+            self.start()
+        super().update(*args, **kwargs)
+
+    def stop(self) -> None:
+        if self.live.is_started:  # never drawn: not even the blank line a stop prints
+            super().stop()
+
+
+def progress_bar(
+    console: Console, detail_field: str = "detail", deferred: bool = False
+) -> Progress:
+    """The one progress bar of the CLI: what, bar, done/total, elapsed, ETA, a detail field;
+    ``deferred``: drawn from its first update on."""
+    return (DeferredProgress if deferred else Progress)(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

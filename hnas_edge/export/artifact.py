@@ -22,6 +22,7 @@ from hnas_edge.errors import ConfigError, HnasError
 from hnas_edge.export.onnx import OPSET, export_onnx, onnx_parity, run_onnx
 from hnas_edge.export.searched import SearchedModel
 from hnas_edge.io import atomic_write_bytes, atomic_write_json, provenance
+from hnas_edge.outputs import claim_output
 from hnas_edge.space.shapes import check_dataset_shapes
 from hnas_edge.train.batches import modality_tensors
 
@@ -121,15 +122,18 @@ def export_model(
     out: Path,
     precision: str = "fp32",
     dynamic_batch: bool = False,
+    force: bool = False,
 ) -> ExportReport:
-    """Write ``model`` as ``fmt`` to ``out`` with its sidecar, once it matches torch.
+    """Write ``model`` as ``fmt`` to ``out`` with its sidecar, once it matches torch. An existing
+    ``out`` or sidecar is refused before any work unless ``force`` (:mod:`hnas_edge.outputs`).
 
     The default graph takes batch 1, what the LUT priced and what an edge device runs; a
     dynamic batch dimension costs onnxruntime 6–12% at batch 1 on the quickstart's models.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}")
-    out = Path(out)
+    out = claim_output(out, force=force, flag="-o")
+    claim_output(sidecar_path(out), force=force, flag="-o")
     inputs = sample_inputs(model)
     if fmt == "plan":
         return _export_plan(model, out, inputs, precision)

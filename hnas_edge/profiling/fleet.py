@@ -217,15 +217,16 @@ def profile_fleet(
 ) -> Lut:
     """Measure every pending spec of ``request`` on the fleet at ``settings.address``."""
     refuse_shard(request)
-    lut = open_lut(request, lambda: new_lut(request, host=None))
-    ray = import_ray(PURPOSE)
-    started = connect(settings.address, purpose=PURPOSE)
-    try:
-        require_slot(ray, request.device, settings)
-        failed = _measure(ray, lut, request, settings, on_progress)
-    finally:
-        if started:
-            ray.shutdown()
+    with request.writing():  # the driver alone writes, under the LUT's lock
+        lut = open_lut(request, lambda: new_lut(request, host=None))
+        ray = import_ray(PURPOSE)
+        started = connect(settings.address, purpose=PURPOSE)
+        try:
+            require_slot(ray, request.device, settings)
+            failed = _measure(ray, lut, request, settings, on_progress)
+        finally:
+            if started:
+                ray.shutdown()
     if failed:
         raise _failure(request, failed, len(lut))
     return lut

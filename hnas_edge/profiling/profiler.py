@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 from hnas_edge.checks import differences
 from hnas_edge.errors import HnasError
 from hnas_edge.io import provenance
+from hnas_edge.outputs import lut_output
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.lut import Lut, identity
@@ -53,6 +55,12 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
+SHARD_HINT = (
+    "or profile another board into another --out and join the LUTs with `hnas lut merge` "
+    "(two profiles on one board skew each other's timings)"
+)
+
+
 @dataclass(frozen=True)
 class ProfileRequest:
     device: DeviceProfile
@@ -62,6 +70,12 @@ class ProfileRequest:
     shard: Shard = Shard()
     limit: int | None = None
     seed: int = 0
+    force: bool = False  # replace an existing ``out`` (start over) instead of refusing it
+
+    def writing(self) -> AbstractContextManager[Path]:
+        """Claim ``out`` (--resume continues it, --force replaces it) and hold its writers'
+        lock while the block runs (:func:`~hnas_edge.outputs.lut_output`)."""
+        return lut_output(self.out, force=self.force, resume=self.resume, hint=SHARD_HINT)
 
 
 def random_inputs(spec: LayerSpec, seed: int) -> list[np.ndarray]:
@@ -184,13 +198,10 @@ def new_lut(request: ProfileRequest, host: HostInfo | None) -> Lut:
 
 
 def open_lut(request: ProfileRequest, new: Callable[[], Lut]) -> Lut:
-    """The LUT at ``request.out`` when resuming (same device only), else ``new()``."""
+    """The LUT at ``request.out`` when resuming (same device only), else ``new()``. Called under
+    the LUT's writers' lock (:meth:`ProfileRequest.writing`), so what it reads stays on disk."""
     out = request.out
-    if out.exists() and not request.resume:
-        raise HnasError(
-            f"{out} already exists; pass --resume to continue it or choose another --out"
-        )
-    if out.exists():
+    if out.exists() and request.resume:
         lut = Lut.load(out)
         expected = (request.device.name, request.device.runtime, request.device.precision)
         if identity(lut) != expected:
@@ -220,18 +231,20 @@ OnProgress = Callable[[int, int, LayerSpec], None]
 
 
 def profile(request: ProfileRequest, on_progress: OnProgress | None = None) -> Lut:
-    """Measure every pending spec and checkpoint the LUT after each one; the machine's load
-    before and after is recorded in the LUT (``load``)."""
-    bench = Bench.open(request.device)
-    lut = open_lut(request, lambda: new_lut(request, bench.host_info()))
-    lut.extra["load"] = {"before": machine_load()}
-    todo = pending_specs(request, lut)
-    lut.save(request.out)
-    for done, spec in enumerate(_with_progress(todo, on_progress)):
-        lut.entries[spec.key] = bench.measure(spec, request.seed + done)
+    """Measure every pending spec and checkpoint the LUT after each one, holding the LUT's
+    writers' lock throughout (a second profile of the same ``out`` is refused); the machine's
+    load before and after is recorded in the LUT (``load``)."""
+    with request.writing():
+        bench = Bench.open(request.device)
+        lut = open_lut(request, lambda: new_lut(request, bench.host_info()))
+        lut.extra["load"] = {"before": machine_load()}
+        todo = pending_specs(request, lut)
         lut.save(request.out)
-    lut.extra["load"]["after"] = machine_load()
-    lut.save(request.out)
+        for done, spec in enumerate(_with_progress(todo, on_progress)):
+            lut.entries[spec.key] = bench.measure(spec, request.seed + done)
+            lut.save(request.out)
+        lut.extra["load"]["after"] = machine_load()
+        lut.save(request.out)
     return lut
 
 
@@ -253,7 +266,7 @@ def profile_with_progress(
     part being measured)."""
     from hnas_edge.reporting import progress_bar
 
-    with progress_bar(console, "part") as bar:
+    with progress_bar(console, "part", deferred=True) as bar:
         task = bar.add_task(f"profiling {request.space}", total=None, part="")
 
         def advance(done: int, total: int, spec: LayerSpec) -> None:

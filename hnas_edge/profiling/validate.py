@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from hnas_edge.errors import HnasError
+from hnas_edge.outputs import lut_output
 from hnas_edge.profiling.cost import predict, require_keys
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.fidelity import Fidelity, fidelity, fit_calibration
@@ -181,14 +182,30 @@ def validate(
     seed: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ValidationReport:
-    """Measure ``samples`` random networks, fit and store the calibration, report fidelity."""
+    """Measure ``samples`` random networks, fit and store the calibration, report fidelity.
+
+    The LUT's writers' lock is held from the read to the write: a profile resuming the same LUT
+    meanwhile is refused (it would skew these timings, and its new entries would be lost)."""
     if samples < MIN_SAMPLES:
         raise HnasError(
             f"--samples {samples} is too few for a held-out fit: give at least {MIN_SAMPLES} "
             f"({MIN_SAMPLES // 2} networks fit the three parameters of a·sum + c·n_parts + b, "
             f"{MIN_SAMPLES // 2} held out test it)"
         )
-    lut = Lut.load(lut_path)
+    Lut.load(lut_path)  # a missing or broken LUT is refused before the lock is taken
+    with lut_output(lut_path, resume=True, flag=None):
+        return _validate(lut_path, device, space, samples, seed, on_progress)
+
+
+def _validate(
+    lut_path: Path,
+    device: DeviceProfile,
+    space: str,
+    samples: int,
+    seed: int,
+    on_progress: Callable[[int, int], None] | None,
+) -> ValidationReport:
+    lut = Lut.load(lut_path)  # what is on disk, now that no other writer can change it
     if lut.device.get("name") != device.name or lut.device.get("runtime") != device.runtime:
         raise HnasError(
             f"{lut_path} was profiled on {lut.device.get('name')} with "
@@ -232,7 +249,7 @@ def validate_with_progress(
 ) -> ValidationReport:
     from hnas_edge.reporting import progress_bar
 
-    with progress_bar(console) as bar:
+    with progress_bar(console, deferred=True) as bar:
         task = bar.add_task(f"measuring {space} networks", total=samples, detail="")
         return validate(
             lut_path, device, space, samples, seed, lambda done, _: bar.update(task, completed=done)

@@ -40,6 +40,7 @@ from hnas_edge.checks import shown
 from hnas_edge.data.metrics import LABELS
 from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_json, provenance, read_json
+from hnas_edge.outputs import claim_output
 from hnas_edge.search.config import Mode, SearchConfig
 from hnas_edge.search.evaluate import (
     Evaluator,
@@ -399,18 +400,20 @@ def start_state(config: SearchConfig, inputs: dict[str, Any] | None = None) -> S
     )
 
 
+def claim_out(out: Path, resume: bool) -> Path:
+    """``--out`` under the output policy (:mod:`hnas_edge.outputs`): a new or empty folder (the
+    supernets trained into it do not count), or with ``--resume`` a search to continue."""
+    return claim_output(out, kind="folder", resume=resume, keep=("supernets",))
+
+
 def load_state(inputs: SearchInputs, resume: bool) -> SearchState:
     """A new state, or the one in OUT when resuming with the same settings and inputs."""
     out, config = inputs.out, inputs.config
+    claim_out(out, resume)
     record = input_record(inputs)
     path = out / STATE_FILE
     if not path.exists():
-        others = [p for p in out.iterdir() if p.name != "supernets"] if out.exists() else []
-        if others and not resume:
-            raise HnasError(f"{out} is not empty; choose another --out or pass --resume")
         return start_state(config, record)
-    if not resume:
-        raise HnasError(f"{out} already holds a search; pass --resume or choose another --out")
     data = read_json(path, what="search state")
     if not isinstance(data, dict):
         raise HnasError(f"search state {path} is not a JSON object; start again in a new --out")

@@ -24,6 +24,7 @@ from torch import nn
 from hnas_edge.data import load_dataset, metric_of
 from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_json, provenance, read_json
+from hnas_edge.outputs import claim_output
 from hnas_edge.space.maxout import MaxoutBackbone, MaxoutSpace
 from hnas_edge.space.ofa import OFASupernet
 from hnas_edge.space.presets import SpacePreset, get_preset, preset_for_dataset
@@ -162,10 +163,7 @@ def train(
     set_threads(threads)
     preset = preset_for_dataset(dataset)
     record_path = out / "train.json"
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise HnasError(
-            f"{out} already holds a training run; pass --resume or choose another --out"
-        )
+    claim_output(out, kind="folder", resume=resume)
     record = (
         read_json(record_path, what="training record") if resume and record_path.exists() else {}
     )

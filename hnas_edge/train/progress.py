@@ -27,7 +27,7 @@ def train_with_progress(
     from hnas_edge.reporting import progress_bar
 
     label = LABELS[metric_of(preset_for_dataset(dataset).task)]
-    with progress_bar(console, "figures") as bar:
+    with progress_bar(console, "figures", deferred=True) as bar:
         tasks: dict[str, TaskID] = {}
 
         def advance(modality: str, epoch: int, total: int, figures: dict[str, float]) -> None:
