@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import fast_device
 from test_cli import full_lut, hnas
 
 from hnas_edge.errors import HnasError
@@ -19,18 +20,7 @@ from hnas_edge.io import tomllib
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.lut import Lut
 
-FAST_DEVICE = """name = "cpu"
-runtime = "onnxruntime"
-threads = 1
-meter = "estimate"
-nominal_power_w = 10.0
-[timing]
-warmup_s = 0.0
-min_iters = 5
-min_time_s = 0.0
-max_cv = 10.0
-retries = 0
-"""
+FAST_DEVICE = fast_device()
 
 
 def files(folder: Path) -> dict[str, bytes]:
