@@ -35,6 +35,7 @@ class LutSummary:
     runtime_version: str = ""
     meter: str | None = None
     nodes: dict[str, int] = field(default_factory=dict)  # entries per host of a fleet
+    batch: int = 1  # samples per call; every figure is per batch
 
 
 def _kind(key: str) -> str:
@@ -115,4 +116,5 @@ def summarize(lut: Lut) -> LutSummary:
         ),
         meter=_distinct(h.get("meter") for h in _hosts(lut.device)) or None,
         nodes=_per_node(lut),
+        batch=lut.batch,
     )

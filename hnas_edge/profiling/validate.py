@@ -1,9 +1,10 @@
 """`hnas lut validate`: the LUT's sums against whole networks measured end to end.
 
 N random whole networks of the space are built, exported and timed with the device's runtime
-and settings, exactly as the parts were. Half of them (every other one) fit the calibration
-``a·sum + c·n_parts + b``; the other half, which the fit never saw, report how close the LUT comes
-before and after calibration. The calibration is stored in the LUT (atomically).
+and settings, exactly as the parts were, at the LUT's batch size. Half of them (every other one)
+fit the calibration ``a·sum + c·n_parts + b``; the other half, which the fit never saw, report how
+close the LUT comes before and after calibration. The calibration is stored in the LUT
+(atomically).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class ValidationReport:
     latency: MetricReport
     energy: MetricReport | None
     load: dict[str, Any] = field(default_factory=dict)  # the machine's, before and after
+    batch: int = 1  # samples per call, the LUT's: every figure is per batch
 
     @property
     def below_target(self) -> bool:
@@ -79,6 +81,7 @@ class ValidationReport:
 
         return {
             "n": len(self.networks),
+            "batch": self.batch,
             "latency": metric(self.latency),
             "energy": metric(self.energy),
             "load": self.load,
@@ -93,7 +96,8 @@ def measure_network(
     arch_dict: dict[str, Any],
     seed: int,
 ) -> NetworkMeasurement:
-    """Build, export and time one whole network; price it from the LUT (uncalibrated sums)."""
+    """Build, export and time one whole network at the LUT's batch; price it from the LUT
+    (uncalibrated sums)."""
     import torch
 
     from hnas_edge.space.mmnn import MultimodalArch
@@ -104,7 +108,7 @@ def measure_network(
     cost = predict(lut, parts)
     torch.manual_seed(seed)
     net = build_fresh(preset, arch).eval()
-    example = net.example_inputs()
+    example = net.example_inputs(lut.batch)  # the batch its parts were measured at
     with tempfile.TemporaryDirectory(prefix="hnas-net-") as tmp:
         inputs = load_part(runtime, net, example, Path(tmp))
         try:
@@ -194,7 +198,7 @@ def validate(
         lat, power = latency.calibration, device.nominal_power_w
         lut.calibration["energy"] = Calibration(lat.a, lat.b * power, lat.c * power, lat.fitted_on)
     load = {"before": before, "after": machine_load()}
-    report = ValidationReport(tuple(networks), latency, energy_report, load)
+    report = ValidationReport(tuple(networks), latency, energy_report, load, lut.batch)
     lut.extra["validation"] = {"space": space, "seed": seed, **report.to_dict()}
     lut.save(lut_path)
     return report
