@@ -1,9 +1,10 @@
 """`hnas lut validate`: the LUT's sums against whole networks measured end to end.
 
 N random whole networks of the space are built, exported and timed with the device's runtime
-and settings, exactly as the parts were. Half of them (every other one) fit the calibration
-``a·sum + c·n_parts + b``; the other half, which the fit never saw, report how close the LUT comes
-before and after calibration. The calibration is stored in the LUT (atomically).
+and settings, exactly as the parts were, at the LUT's batch size. Half of them (every other one)
+fit the calibration ``a·sum + c·n_parts + b``; the other half, which the fit never saw, report how
+close the LUT comes before and after calibration. The calibration is stored in the LUT
+(atomically).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class ValidationReport:
     latency: MetricReport
     energy: MetricReport | None
     load: dict[str, Any] = field(default_factory=dict)  # the machine's, before and after
+    batch: int = 1  # samples per call, the LUT's: every figure is per batch
 
     @property
     def below_target(self) -> bool:
@@ -78,6 +80,7 @@ class ValidationReport:
 
         return {
             "n": len(self.networks),
+            "batch": self.batch,
             "latency": metric(self.latency),
             "energy": metric(self.energy),
             "load": self.load,
@@ -100,9 +103,12 @@ def sample_archs(space: str, samples: int, seed: int = 0) -> list[dict[str, Any]
     return [random_arch(preset, rng).to_dict() for _ in range(samples)]
 
 
-def time_network(bench: Bench, arch_dict: dict[str, Any], seed: int) -> WholeNetwork:
-    """Build, export and time one whole network with the device's runtime and settings, exactly
-    as the profiler times a part; meter its energy unless the meter is only an estimate."""
+def time_network(
+    bench: Bench, arch_dict: dict[str, Any], seed: int, batch: int = 1
+) -> WholeNetwork:
+    """Build, export and time one whole network at ``batch`` with the device's runtime and
+    settings, exactly as the profiler times a part; meter its energy unless the meter is only
+    an estimate."""
     import torch
 
     from hnas_edge.space.mmnn import MultimodalArch
@@ -112,7 +118,7 @@ def time_network(bench: Bench, arch_dict: dict[str, Any], seed: int) -> WholeNet
     runtime, device = bench.runtime, bench.device
     torch.manual_seed(seed)
     net = build_fresh(preset, arch).eval()
-    example = net.example_inputs()
+    example = net.example_inputs(batch)
     with tempfile.TemporaryDirectory(prefix="hnas-net-") as tmp:
         inputs = load_part(runtime, net, example, Path(tmp))
         try:
@@ -132,14 +138,16 @@ def measure_networks(
     samples: int,
     seed: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
+    batch: int = 1,
 ) -> list[WholeNetwork]:
-    """``samples`` random networks of ``space`` (:func:`sample_archs`), each timed end to end."""
+    """``samples`` random networks of ``space`` (:func:`sample_archs`), each timed end to end
+    at ``batch`` (the LUT's: the batch its parts were measured at)."""
     archs = sample_archs(space, samples, seed)
     networks = []
     for i, arch in enumerate(archs):
         if on_progress:
             on_progress(i, samples)
-        networks.append(time_network(bench, arch, seed + i))
+        networks.append(time_network(bench, arch, seed + i, batch))
     if on_progress:
         on_progress(samples, samples)
     return networks
@@ -215,7 +223,7 @@ def _validate(
     require_keys(lut, [spec.key for spec in preset.all_specs()], f"space {space}")
     before = machine_load()
     bench = Bench.open(device)
-    measured = measure_networks(bench, space, samples, seed, on_progress)
+    measured = measure_networks(bench, space, samples, seed, on_progress, lut.batch)
     networks = [priced(lut, network) for network in measured]
     n_parts = np.array([n.n_parts for n in networks])
     latency = _metric(
@@ -238,7 +246,7 @@ def _validate(
         lat, power = latency.calibration, device.nominal_power_w
         lut.calibration["energy"] = Calibration(lat.a, lat.b * power, lat.c * power, lat.fitted_on)
     load = {"before": before, "after": machine_load()}
-    report = ValidationReport(tuple(networks), latency, energy_report, load)
+    report = ValidationReport(tuple(networks), latency, energy_report, load, lut.batch)
     lut.extra["validation"] = {"space": space, "seed": seed, **report.to_dict()}
     lut.save(lut_path)
     return report
