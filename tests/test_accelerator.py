@@ -178,3 +178,49 @@ def test_the_front_of_a_search_on_any_device_exports_and_deploys_with_parity(sea
         deployed.close()
     # the search scored on `device`, the deployment on onnxruntime's CPU: the same predictions
     assert score["value"] == pytest.approx(model["test_metric"], abs=1e-3)
+
+
+# --- the command line passes the device down ----------------------------------------------------
+
+
+def test_hnas_train_on_the_cpu_records_the_cpu(tmp_path):
+    out = tmp_path / "sn"
+    args = ("--epochs", "1", "--limit", "64", "--threads", "1", "--out", str(out))
+    result = hnas("train", *args, "--accelerator", "cpu")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / "train.json").read_text())
+    assert record["accelerator_this_run"] == {"device": "cpu"}
+
+
+def test_hnas_search_and_quickstart_hand_the_accelerator_to_every_worker(
+    trained, lut, tmp_path, monkeypatch
+):
+    """What the commands build: `SearchInputs` (which each worker resolves for itself) and the
+    quickstart's own arguments."""
+    from typer.testing import CliRunner
+
+    import hnas_edge.quickstart
+    import hnas_edge.reporting
+    import hnas_edge.search.progress
+    from hnas_edge.cli import app
+
+    seen = {}
+    monkeypatch.setattr(
+        hnas_edge.search.progress,
+        "search_with_progress",
+        lambda inputs, *args: seen.setdefault("inputs", inputs),
+    )
+    monkeypatch.setattr(hnas_edge.reporting, "print_search", lambda *args: None)
+    monkeypatch.setattr(
+        hnas_edge.quickstart, "quickstart", lambda out, console, **kw: seen.setdefault("qs", kw)
+    )
+    monkeypatch.setattr(hnas_edge.reporting, "print_quickstart", lambda *args: None)
+    _, supernets = trained
+    flags = ("--accelerator", "cpu", "--deterministic")
+    search = ("search", "--lut", str(lut), "--supernets", str(supernets), "--out", str(tmp_path))
+    result = CliRunner().invoke(app, [*search, *flags])
+    assert result.exit_code == 0, result.output
+    assert (seen["inputs"].accelerator, seen["inputs"].deterministic) == ("cpu", True)
+    result = CliRunner().invoke(app, ["quickstart", "--out", str(tmp_path / "qs"), *flags])
+    assert result.exit_code == 0, result.output
+    assert seen["qs"] == {"accelerator": "cpu", "deterministic": True}
