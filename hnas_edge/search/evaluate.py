@@ -247,9 +247,11 @@ class Evaluator:
             self._modules[(value["modality"], key)] = value["module"].to(self.device).eval()
             _trim(self._modules, self._cache_size)
             for split, features in value["features"].items():
-                self._features[(value["modality"], key, split)] = [
-                    f.to(self.device) for f in features
-                ]
+                on_device = all(f.device == self.device for f in features)
+                # on the CPU the driver's own list is kept: shared, not copied
+                self._features[(value["modality"], key, split)] = (
+                    features if on_device else [f.to(self.device) for f in features]
+                )
                 _trim(self._features, self._cache_size * len(SPLITS))
 
     def network(self, arch: MultimodalArch) -> MultimodalNet:

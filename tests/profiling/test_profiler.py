@@ -107,9 +107,17 @@ def test_killed_mid_run_then_resumed_loses_and_repeats_nothing(tmp_path, slow_de
         assert final.entries[key] == entry  # what was measured before the kill is kept as is
 
 
+def default_ctrl_c() -> None:
+    """In the child: SIGINT unblocked and at its default, whatever the test process inherited
+    or set (a blocked or ignored signal stays so across exec, and Python then never raises
+    KeyboardInterrupt)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_says_how_to_go_on_and_keeps_what_was_measured(tmp_path, slow_device):
     out = tmp_path / "lut.json"
-    process = hnas("profile", "--device", slow_device, "--out", str(out))
+    process = hnas("profile", "--device", slow_device, "--out", str(out), preexec_fn=default_ctrl_c)
     wait_for_entries(out, 1)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
