@@ -9,6 +9,7 @@ atomically. A kill at any moment loses at most the entry being measured; ``--res
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -22,8 +23,16 @@ from hnas_edge.errors import HnasError
 from hnas_edge.io import provenance
 from hnas_edge.outputs import lut_output
 from hnas_edge.profiling.device import DeviceProfile
+from hnas_edge.profiling.drift import (
+    DriftSession,
+    ReferenceTime,
+    baseline_of,
+    correct_entries,
+    drift_record,
+)
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.lut import Lut, identity
+from hnas_edge.profiling.pinning import pinned
 from hnas_edge.profiling.runtimes import Runtime, get_runtime
 from hnas_edge.profiling.state import device_state, load_warnings, machine_load
 from hnas_edge.space.presets import get_preset
@@ -210,7 +219,8 @@ def open_lut(request: ProfileRequest, new: Callable[[], Lut]) -> Lut:
                 "resume it with the same --device or write to another --out"
             )
         # entries measured with other threads, timing or power must not join the old header
-        changed = differences(lut.device.get("profile") or {}, request.device.to_dict())
+        recorded = DeviceProfile.with_defaults(lut.device.get("profile") or {})
+        changed = differences(recorded, request.device.to_dict())
         if changed:
             raise HnasError(
                 f"{out} was profiled with other device settings ({'; '.join(changed)}); "
@@ -240,12 +250,52 @@ def profile(request: ProfileRequest, on_progress: OnProgress | None = None) -> L
         lut.extra["load"] = {"before": machine_load()}
         todo = pending_specs(request, lut)
         lut.save(request.out)
-        for done, spec in enumerate(_with_progress(todo, on_progress)):
-            lut.entries[spec.key] = bench.measure(spec, request.seed + done)
-            lut.save(request.out)
+        # a LUT resumed from before the drift reference existed keeps its entries uncorrected
+        use_drift = bool(todo) and ("drift" in lut.extra or not lut.entries)
+        drift = DriftSession.open(request.device, "profile") if use_drift else DriftSession(None, 0)
+        with pinned(request.device.pin_core) as core:
+            lut.extra["pinned_core"] = core
+            try:
+                for done, spec in enumerate(_with_progress(todo, on_progress)):
+                    drift.tick()
+                    lut.entries[spec.key] = measured_entry(bench, spec, request.seed + done)
+                    _correct(lut, drift)
+                    lut.save(request.out)
+                drift.finish()
+            finally:
+                drift.close()
+        _correct(lut, drift)
         lut.extra["load"]["after"] = machine_load()
         lut.save(request.out)
     return lut
+
+
+def measured_entry(bench: Bench, spec: LayerSpec, seed: int) -> dict[str, Any]:
+    """One part measured, its raw figures kept and the moment it was measured recorded, for the
+    drift correction (:func:`hnas_edge.profiling.drift.correct_entries`)."""
+    start = time.time()
+    entry = bench.measure(spec, seed)
+    entry["raw"] = {"latency_ms": entry["latency_ms"], "energy_mj": entry.get("energy_mj")}
+    entry["drift"] = {"at": (start + time.time()) / 2, "factor": 1.0}
+    return entry
+
+
+def _correct(lut: Lut, drift: DriftSession) -> None:
+    """Add this run's reference timings to the LUT's and correct every entry for them; the
+    baseline is the median of all of the LUT's profile timings (a resume's included)."""
+    if not drift.times:
+        return
+    record = lut.extra.get("drift") or drift_record([], None)
+    earlier = [ReferenceTime.from_dict(t) for t in record["times"]]
+    earlier = [t for t in earlier if t not in drift.times]
+    times = earlier + drift.times
+    baseline = baseline_of(times)
+    correct_entries(lut.entries, times, baseline)
+    lut.extra["drift"] = {
+        **drift_record(times, baseline),
+        "every": drift.every,
+        "formula": "corrected = raw × baseline_ms / r(t), r linear between reference timings",
+    }
 
 
 def _with_progress(
