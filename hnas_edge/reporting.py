@@ -125,6 +125,23 @@ def print_lut_summary(console: Console, summary: LutSummary, path: Path) -> None
         console.print("calibration: none yet (run `hnas lut validate` to fit one)")
 
 
+def print_interleaved(console: Console, validation: dict[str, Any]) -> None:
+    """``hnas profile --validate``: the calibration fitted on the networks measured among the
+    parts, in one line."""
+    latency = validation["latency"]
+    held = latency["held_out_after"]
+    errors = ", ".join(
+        f"{name} {error:.1%}" for name, error in latency["held_out_error_by_calibration"].items()
+    )
+    console.print(
+        f"{validation['n']} whole networks measured among the parts; after calibration "
+        f"({latency['calibration_chosen']}; held-out mean error {errors}): "
+        f"{held['within_10pct']:.0%} of the held-out ones within ±10%, Spearman "
+        f"{held['spearman']:.3f}, mean error {held['mean_abs_rel_error']:.1%}",
+        highlight=False,
+    )
+
+
 def calibration_text(cal: Any, metric: str = "latency") -> str:
     """One line: the plain model's a, c, b, or the per-kind model's scales, c and b."""
     if cal.grouping is None:

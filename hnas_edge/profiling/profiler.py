@@ -8,6 +8,7 @@ atomically. A kill at any moment loses at most the entry being measured; ``--res
 
 from __future__ import annotations
 
+import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -80,6 +81,8 @@ class ProfileRequest:
     limit: int | None = None
     seed: int = 0
     force: bool = False  # replace an existing ``out`` (start over) instead of refusing it
+    #: whole networks measured in one shuffled queue with the parts, then calibrated (0: none)
+    validate: int = 0
 
     def writing(self) -> AbstractContextManager[Path]:
         """Claim ``out`` (--resume continues it, --force replaces it) and hold its writers'
@@ -243,22 +246,31 @@ OnProgress = Callable[[int, int, LayerSpec], None]
 def profile(request: ProfileRequest, on_progress: OnProgress | None = None) -> Lut:
     """Measure every pending spec and checkpoint the LUT after each one, holding the LUT's
     writers' lock throughout (a second profile of the same ``out`` is refused); the machine's
-    load before and after is recorded in the LUT (``load``)."""
+    load before and after is recorded in the LUT (``load``). With ``request.validate`` N,
+    N whole networks are measured in the same shuffled queue and calibrate the LUT."""
+    archs = validation_archs(request)
     with request.writing():
         bench = Bench.open(request.device)
         lut = open_lut(request, lambda: new_lut(request, bench.host_info()))
         lut.extra["load"] = {"before": machine_load()}
         todo = pending_specs(request, lut)
         lut.save(request.out)
+        queue: list[LayerSpec | dict[str, Any]] = [*todo, *archs]
+        if archs:  # one shuffled queue: a slow spell hits parts and networks alike
+            random.Random(request.seed).shuffle(queue)
         # a LUT resumed from before the drift reference existed keeps its entries uncorrected
-        use_drift = bool(todo) and ("drift" in lut.extra or not lut.entries)
+        use_drift = bool(queue) and ("drift" in lut.extra or not lut.entries)
         drift = DriftSession.open(request.device, "profile") if use_drift else DriftSession(None, 0)
+        networks = []
         with pinned(request.device.pin_core) as core:
             lut.extra["pinned_core"] = core
             try:
-                for done, spec in enumerate(_with_progress(todo, on_progress)):
+                for done, item in enumerate(_with_progress(queue, on_progress)):
                     drift.tick()
-                    lut.entries[spec.key] = measured_entry(bench, spec, request.seed + done)
+                    if isinstance(item, dict):
+                        networks.append(_time_network(bench, item, request.seed + done))
+                        continue
+                    lut.entries[item.key] = measured_entry(bench, item, request.seed + done)
                     _correct(lut, drift)
                     lut.save(request.out)
                 drift.finish()
@@ -266,8 +278,57 @@ def profile(request: ProfileRequest, on_progress: OnProgress | None = None) -> L
                 drift.close()
         _correct(lut, drift)
         lut.extra["load"]["after"] = machine_load()
+        if networks:
+            _calibrate(request, lut, bench, networks, drift, core)
         lut.save(request.out)
     return lut
+
+
+def validation_archs(request: ProfileRequest) -> list[dict[str, Any]]:
+    """The networks ``--validate N`` measures: those `hnas lut validate --samples N` would."""
+    if not request.validate:
+        return []
+    from hnas_edge.profiling.validate import MIN_SAMPLES, sample_archs
+
+    if request.shard.count > 1 or request.limit is not None:
+        raise HnasError(
+            "--validate needs every part of the space in this LUT; drop --shard and --limit, "
+            "or run `hnas lut validate` once the LUT is complete"
+        )
+    if request.validate < MIN_SAMPLES:
+        raise HnasError(
+            f"--validate {request.validate} is too few for a held-out fit: give at least "
+            f"{MIN_SAMPLES} networks, or 0 to profile only"
+        )
+    return sample_archs(request.space, request.validate, request.seed)
+
+
+def _time_network(bench: Bench, arch: dict[str, Any], seed: int) -> Any:
+    from hnas_edge.profiling.validate import time_network
+
+    return time_network(bench, arch, seed)
+
+
+def _calibrate(
+    request: ProfileRequest,
+    lut: Lut,
+    bench: Bench,
+    networks: list[Any],
+    drift: DriftSession,
+    core: int | None,
+) -> None:
+    """``--validate``: the networks measured among the parts calibrate the LUT, as `hnas lut
+    validate` would (the report is stored in ``validation``, ``interleaved`` true)."""
+    from hnas_edge.profiling.validate import calibrate
+
+    load = {"before": lut.extra["load"]["before"]}
+    report = calibrate(lut, bench, networks, drift.times, load, core)
+    lut.extra["validation"] = {
+        "space": request.space,
+        "seed": request.seed,
+        "interleaved": True,
+        **report.to_dict(),
+    }
 
 
 def measured_entry(bench: Bench, spec: LayerSpec, seed: int) -> dict[str, Any]:
@@ -298,9 +359,7 @@ def _correct(lut: Lut, drift: DriftSession) -> None:
     }
 
 
-def _with_progress(
-    specs: Sequence[LayerSpec], on_progress: OnProgress | None
-) -> Iterator[LayerSpec]:
+def _with_progress(specs: Sequence[Any], on_progress: OnProgress | None) -> Iterator[Any]:
     for i, spec in enumerate(specs):
         if on_progress:
             on_progress(i, len(specs), spec)
@@ -319,8 +378,9 @@ def profile_with_progress(
     with progress_bar(console, "part", deferred=True) as bar:
         task = bar.add_task(f"profiling {request.space}", total=None, part="")
 
-        def advance(done: int, total: int, spec: LayerSpec) -> None:
-            bar.update(task, completed=done, total=total, part=spec.key[:60])
+        def advance(done: int, total: int, spec: LayerSpec | dict[str, Any]) -> None:
+            what = "whole network (--validate)" if isinstance(spec, dict) else spec.key[:60]
+            bar.update(task, completed=done, total=total, part=what)
 
         lut = run(request, advance)
         bar.update(task, completed=bar.tasks[0].total or 0, part="done")

@@ -311,7 +311,25 @@ def _validate(
             measured = measure_networks(bench, space, samples, seed, on_progress, drift)
         finally:
             drift.close()
-    drift_info, factors = _drift_factors(lut, drift.times, measured)
+    report = calibrate(lut, bench, measured, drift.times, {"before": before}, core)
+    lut.extra["validation"] = {"space": space, "seed": seed, **report.to_dict()}
+    lut.save(lut_path)
+    return report
+
+
+def calibrate(
+    lut: Lut,
+    bench: Bench,
+    measured: Sequence[WholeNetwork],
+    times: Sequence[ReferenceTime],
+    load: dict[str, Any],
+    core: int | None,
+) -> ValidationReport:
+    """Fit the calibrations on whole networks measured on this device (corrected for drift
+    with the reference ``times`` taken around them), keep the better one in ``lut`` and
+    report; ``load`` holds the machine's load before measuring, the one after is added."""
+    device = bench.device
+    drift_info, factors = _drift_factors(lut, times, measured)
     networks = [priced(lut, n, f) for n, f in zip(measured, factors, strict=True)]
     n_parts = np.array([n.n_parts for n in networks])
     latency = _metric(
@@ -333,11 +351,8 @@ def _validate(
     elif bench.energy.estimated:
         # Estimated energy is nominal power × time: the latency calibration, in millijoules.
         lut.calibration["energy"] = latency.calibration.scaled(device.nominal_power_w)
-    load = {"before": before, "after": machine_load()}
-    report = ValidationReport(tuple(networks), latency, energy_report, load, core, drift_info)
-    lut.extra["validation"] = {"space": space, "seed": seed, **report.to_dict()}
-    lut.save(lut_path)
-    return report
+    load = {**load, "after": machine_load()}
+    return ValidationReport(tuple(networks), latency, energy_report, load, core, drift_info)
 
 
 def _drift_factors(
