@@ -63,6 +63,7 @@ class NetworkMeasurement:
     energy_mj: float | None
     latency_groups: dict[str, float] = field(default_factory=dict)
     raw_latency_ms: float | None = None
+    at: float | None = None  # when it was timed (seconds since the epoch)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class NetworkMeasurement:
             "latency_sum_ms": self.latency_sum_ms,
             "latency_ms": self.latency_ms,
             "raw_latency_ms": self.raw_latency_ms,
+            "at": self.at,
             "energy_mj": self.energy_mj,
         }
 
@@ -213,6 +215,7 @@ def priced(lut: Lut, network: WholeNetwork, factor: float = 1.0) -> NetworkMeasu
         energy_mj=network.energy_mj,
         latency_groups=groups,
         raw_latency_ms=network.latency_ms,
+        at=network.at,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hnas_edge.errors import HnasError
 from hnas_edge.profiling import drift as drift_module
 from hnas_edge.profiling import profiler as profiler_module
 from hnas_edge.profiling.device import DeviceProfile
@@ -197,3 +198,25 @@ def test_the_measuring_thread_is_pinned_to_one_allowed_core_and_released_after()
 def test_a_lut_profiled_before_pin_core_existed_resumes_with_todays_profile():
     recorded = {k: v for k, v in device().to_dict().items() if k != "reference_every"}
     assert DeviceProfile.with_defaults(recorded)["reference_every"] == 8
+
+
+def test_profile_validate_measures_parts_and_networks_in_one_shuffled_queue(slowing, tmp_path):
+    lut = profile(ProfileRequest(device(), "avmnist", tmp_path / "l.json", validate=8))
+    validation = lut.extra["validation"]
+    assert validation["interleaved"] and validation["n"] == 8
+    parts_at = sorted(e["drift"]["at"] for e in lut.entries.values())
+    networks = validation["networks"]
+    networks_at = [n["at"] for n in networks]
+    assert parts_at[0] < min(networks_at) and max(networks_at) < parts_at[-1]
+    # the networks are expressed at the LUT's speed: raw and corrected differ by the drift
+    assert {n["raw_latency_ms"] == n["latency_ms"] for n in networks} == {False}
+    assert lut.calibration_for("latency").fitted_on == 4
+    assert validation["latency"]["calibration_chosen"] in ("plain", "per_kind")
+
+
+def test_profile_validate_needs_the_whole_space_and_enough_networks(tmp_path):
+    with pytest.raises(HnasError, match="at least 8"):
+        profile(ProfileRequest(device(), "avmnist", tmp_path / "l.json", validate=3))
+    with pytest.raises(HnasError, match="drop --shard and --limit"):
+        profile(ProfileRequest(device(), "avmnist", tmp_path / "l.json", validate=8, limit=3))
+    assert not (tmp_path / "l.json").exists()
