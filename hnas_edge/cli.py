@@ -88,6 +88,13 @@ def profile(
     shard: str = typer.Option("1/1", "--shard", help="Measure part I of N of the keys."),
     limit: int = typer.Option(None, "--limit", min=1, help="Measure at most N keys (quick look)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random inputs."),
+    batch: int = typer.Option(
+        1,
+        "--batch",
+        min=1,
+        help="Samples per call: every part is measured at this batch and the LUT is of this "
+        "batch only (latency and energy per batch); validate, search, export and deploy follow it.",
+    ),
     ray_address: str = typer.Option(
         None,
         "--ray-address",
@@ -118,6 +125,7 @@ def profile(
         seed=seed,
         force=force,
         validate=validate,
+        batch=batch,
     )
     if ray_address is None:
         lut = profile_with_progress(request, console)
@@ -310,8 +318,16 @@ def export(
     model: Path = typer.Argument(..., help="RESULT_DIR/MODEL_ID of a finished search."),
     format: str = typer.Option("onnx", "--format", help="onnx, ort (CPU-optimised) or plan."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8 (plans)."),
+    batch: int = typer.Option(
+        None,
+        "--batch",
+        min=1,
+        help="Batch of the graph (default: the LUT's, what it priced; another is refused).",
+    ),
     dynamic_batch: bool = typer.Option(
-        False, "--dynamic-batch", help="Any batch size (default: batch 1, what the LUT priced)."
+        False,
+        "--dynamic-batch",
+        help="Any batch size (default: the LUT's batch only); deploy --bench still runs at it.",
     ),
     output: Path = typer.Option(
         None, "-o", "--output", help="File to write (default MODEL_ID.FORMAT)."
@@ -326,7 +342,7 @@ def export(
 
     searched = load_searched(model)
     target = output or Path(searched.id + SUFFIXES.get(format, ""))
-    report = export_model(searched, format, target, precision, dynamic_batch, force)
+    report = export_model(searched, format, target, precision, dynamic_batch, batch, force)
     console.print(
         f"wrote {report.path} and {report.sidecar.name}; max |diff| against "
         f"{report.checked_against} {report.max_abs_diff:.2e}"
@@ -336,7 +352,12 @@ def export(
 @app.command()
 def deploy(
     path: Path = typer.Argument(..., help="An exported .onnx, .ort or .plan (with its sidecar)."),
-    bench: int = typer.Option(None, "--bench", min=2, help="Time N runs at batch 1, meter energy."),
+    bench: int = typer.Option(
+        None,
+        "--bench",
+        min=2,
+        help="Time N runs at the sidecar's batch (its LUT's), meter energy.",
+    ),
     input: Path = typer.Option(None, "--input", help=".npz of preprocessed modality arrays."),
     split: str = typer.Option(None, "--split", help="Score a split of the model's dataset."),
     device: str = typer.Option("cpu", "--device", help="Device profile to run it with."),

@@ -74,8 +74,10 @@ def print_lut_summary(console: Console, summary: LutSummary, path: Path) -> None
     console.print(
         f"device {device.get('name')}  runtime {device.get('runtime')} "
         f"{summary.runtime_version}  precision {device.get('precision')}  "
-        f"meter {summary.meter}"
+        f"batch {summary.batch}  meter {summary.meter}"
     )
+    if summary.batch > 1:
+        console.print(f"figures are per batch of {summary.batch} samples (latency and energy)")
     if summary.nodes:
         console.print(f"measured on: {_fmt_counts(summary.nodes)}")
     console.print(f"origin: {_fmt_counts(summary.origins)}")
@@ -215,6 +217,8 @@ def print_prediction(
         table.add_row(part.name, f"{part.latency_ms:.4f}", _mj(part.energy_mj), part.key)
     console.print(table)
     device = lut.device.get("name")
+    if lut.batch > 1:
+        device = f"{device} at batch {lut.batch} (figures per batch)"
     console.print(
         f"{priced.what} on {device} ({priced.accounting} accounting, {cost.n_parts} parts): "
         f"sum {cost.latency_sum_ms:.2f} ms, {_mj(cost.energy_sum_mj)} mJ"
@@ -248,8 +252,9 @@ def print_validation(console: Console, report: ValidationReport, path: Path) -> 
     from hnas_edge.profiling.state import load_warnings
     from hnas_edge.profiling.validate import FIDELITY_TARGET
 
+    at = f" at batch {report.batch}" if report.batch > 1 else ""
     console.print(
-        f"{len(report.networks)} networks measured end to end; calibration fitted on every "
+        f"{len(report.networks)} networks measured end to end{at}; calibration fitted on every "
         "other one, figures below on the others (held out)"
     )
     table = Table("metric", "calibration", "networks", "±5%", "±10%", "Spearman", "mean |err|")
@@ -366,6 +371,12 @@ def print_transfer(console: Console, report: TransferReport, path: Path) -> None
 
 def print_comparison(console: Console, comparison: Comparison, first: Path, second: Path) -> None:
     console.print(f"B = {second} against A = {first} ({comparison.accounting} accounting)")
+    if comparison.mixed_batches:
+        a, b = comparison.batches
+        console.print(
+            f"A is at batch {a}, B at batch {b}: figures are per batch, so B/A is how cost "
+            f"grows from batch {a} to batch {b}, not how two devices differ"
+        )
     table = Table("what", "n", "B/A median", "B/A p10–p90", "Spearman", "pairs flipped")
     rows: list[tuple[str, Agreement | None]] = [
         ("part latency", comparison.parts_latency),
@@ -436,9 +447,11 @@ def live_operators(genotype: dict) -> str:
 def print_search(console: Console, result: dict, out: Path) -> None:
     lut = result["lut"]
     energy_note = "; energy is an ESTIMATE" if lut["energy_is_estimate"] else ""
+    batch = lut.get("batch") or 1
+    batch_note = f" at batch {batch} (costs per batch)" if batch > 1 else ""
     console.print(
         f"[bold]Pareto front[/] of {result['mode']} on {result['dataset']} for "
-        f"{lut['device']} ({lut['accounting']} accounting{energy_note})"
+        f"{lut['device']}{batch_note} ({lut['accounting']} accounting{energy_note})"
     )
     label = metric_label(result["metric"])
     table = Table(
@@ -500,9 +513,10 @@ def print_bench(console: Console, report: Any, device: str) -> None:
         if report.energy_mj is None
         else f"{report.energy_mj:.4f} mJ ({report.energy_source})"
     )
+    per = f" at batch {report.batch} (per batch)" if report.batch > 1 else ""
     console.print(
-        f"{device} ({report.runtime}): latency median {report.latency_median_ms:.4f} ms, p90 "
-        f"{report.latency_p90_ms:.4f} ms over {report.iterations} runs; energy {energy}"
+        f"{device} ({report.runtime}){per}: latency median {report.latency_median_ms:.4f} ms, "
+        f"p90 {report.latency_p90_ms:.4f} ms over {report.iterations} runs; energy {energy}"
     )
     if report.predicted_latency_ms is not None:
         console.print(

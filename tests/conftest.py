@@ -175,6 +175,23 @@ def tiny(mode="sb-sf-hw", seed=0):
     )
 
 
+def fast_device(min_time_s: float = 0.0) -> str:
+    """A cpu device profile (onnxruntime, 1 thread, estimated energy) whose timing takes a few
+    iterations per part: fast enough for tests, slow enough with ``min_time_s`` to interrupt."""
+    return f"""name = "cpu"
+runtime = "onnxruntime"
+threads = 1
+meter = "estimate"
+nominal_power_w = 10.0
+[timing]
+warmup_s = 0.0
+min_iters = 5
+min_time_s = {min_time_s}
+max_cv = 10.0
+retries = 0
+"""
+
+
 def read_front(out):
     return json.loads((out / "front.json").read_text())
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import fast_device
 from test_cli import full_lut, hnas
 
 from hnas_edge.errors import HnasError
@@ -19,18 +20,7 @@ from hnas_edge.io import tomllib
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.lut import Lut
 
-FAST_DEVICE = """name = "cpu"
-runtime = "onnxruntime"
-threads = 1
-meter = "estimate"
-nominal_power_w = 10.0
-[timing]
-warmup_s = 0.0
-min_iters = 5
-min_time_s = 0.0
-max_cv = 10.0
-retries = 0
-"""
+FAST_DEVICE = fast_device()
 
 
 def files(folder: Path) -> dict[str, bytes]:
@@ -115,6 +105,8 @@ LUT_FIELDS = [
     (lambda d: d.update(provenance=[1]), "provenance = [1]"),
     (lambda d: d.update(provenance={"created": 5}), "provenance.created = 5"),
     (lambda d: d.update(settings="x"), "settings = 'x'"),
+    (lambda d: d.update(settings={"batch": 0}), "settings.batch = 0"),
+    (lambda d: d.update(settings={"batch": "8"}), "settings.batch = '8'"),
     (lambda d: d.update(imported="harmonic-nas"), "imported = 'harmonic-nas'"),
     (lambda d: d.update(imported={"from": 1}), "imported.from = 1"),
     (lambda d: d.update(entries=[]), "entries = []"),
@@ -291,6 +283,7 @@ FLAGS = [
     (["profile", "--device", "cpu", "--limit", "0"], "--limit"),
     (["profile", "--device", "cpu", "--seed", "-1"], "--seed"),
     (["profile", "--device", "cpu", "--validate", "-1"], "--validate"),
+    (["profile", "--device", "cpu", "--batch", "0"], "--batch"),
     (["lut", "compare", "a.json", "b.json", "--space", "avmnist", "--samples", "0"], "--samples"),
 ]
 
@@ -492,6 +485,14 @@ def inputs_with(**change):
     return side
 
 
+def at_batch_2():
+    """The sidecar of a batch-2 export, beside a graph that takes batch 1."""
+    side = json.loads(json.dumps(SIDECAR))
+    for item in side["inputs"]:
+        item["shape"][0] = 2
+    return {**side, "batch": 2}
+
+
 SIDECARS = [
     ([1, 2], "top level = [1, 2]"),
     ({"output": SIDECAR["output"]}, "inputs is missing"),
@@ -507,6 +508,9 @@ SIDECARS = [
     (inputs_with(shape=[0, 1, 28, 28]), "inputs[0].shape[0] = 0"),
     ({**SIDECAR, "output": {"task": "regression"}}, "output.task = 'regression'"),
     ({**SIDECAR, "predicted": {"latency_ms": "1"}}, "predicted.latency_ms = '1'"),
+    ({**SIDECAR, "batch": 0}, "batch = 0"),
+    ({**SIDECAR, "batch": 2}, 'inputs[0].shape[0] = 1; allowed: 2 (the batch) or "batch"'),
+    (at_batch_2(), "takes image of shape [1, 1, 28, 28]; its sidecar declares [2, 1, 28, 28]"),
 ]
 
 

@@ -18,24 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import read_front
+from conftest import fast_device, read_front
 
 from hnas_edge.outputs import LockedError, claim_output, lock_path, writer_lock
 from hnas_edge.profiling.lut import Lut
-
-DEVICE = """
-name = "cpu"
-runtime = "onnxruntime"
-threads = 1
-meter = "estimate"
-nominal_power_w = 10.0
-[timing]
-warmup_s = 0.0
-min_iters = 5
-min_time_s = {min_time_s}
-max_cv = 10.0
-retries = 0
-"""
 
 
 def hnas(*args: str, cwd: Path, **kwargs) -> subprocess.Popen:
@@ -101,7 +87,7 @@ def workspace(tmp_path: Path) -> Path:
     (tmp_path / "full-link").symlink_to("full")
     small_lut(tmp_path / "readonly.json").chmod(0o444)
     (tmp_path / "readonly-folder").mkdir(mode=0o555)
-    (tmp_path / "fast.toml").write_text(DEVICE.format(min_time_s=0.0))
+    (tmp_path / "fast.toml").write_text(fast_device())
     return tmp_path
 
 
@@ -298,7 +284,7 @@ def test_two_profiles_of_one_lut_the_second_is_refused_and_nothing_is_lost(tmp_p
     """Two shards started on one board into one --out: the second (and a validate) is refused
     at once while the first measures; the first finishes every key of its shard; the second,
     rerun afterwards, adds its keys to the same file."""
-    (tmp_path / "slow.toml").write_text(DEVICE.format(min_time_s=0.5))
+    (tmp_path / "slow.toml").write_text(fast_device(min_time_s=0.5))
     device, out = "slow.toml", tmp_path / "same.json"
     first = hnas(
         "profile", "--device", device, "--shard", "1/2", "--out", "same.json", cwd=tmp_path

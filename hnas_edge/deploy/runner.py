@@ -3,6 +3,10 @@ it to what its sidecar promised (latency, energy, the task's metric).
 
 ``.plan`` files run on TensorRT, ``.ort`` on onnxruntime, ``.onnx`` on the device profile's
 runtime (onnxruntime for the cpu profile, TensorRT builds it on a Jetson).
+
+A model runs at the batch its sidecar records (``batch``: its LUT's, 1 for older sidecars):
+``--bench`` times calls of that many samples and compares them with the prediction, which is
+for that batch too; a fixed-batch graph is fed whole batches of that size.
 """
 
 from __future__ import annotations
@@ -35,17 +39,21 @@ class Deployed:
     path: Path
     sidecar: dict[str, Any]
     runtime: Runtime
-    batch_one: bool  # the graph takes batch 1 (the default export, and every TensorRT plan)
+    graph_batch: int | None  # the batch the graph takes (every TensorRT plan's); None: any
 
     def run(self, inputs: Arrays, source: str = "the inputs") -> np.ndarray:
-        """The model's outputs for a batch; ``source`` names where ``inputs`` came from in an
-        error."""
+        """The model's outputs for any number of samples; ``source`` names where ``inputs``
+        came from in an error. A fixed-batch graph gets whole batches, the last one filled up
+        with copies of its last sample (whose outputs are dropped)."""
         check_inputs(self.sidecar, inputs, source)
-        if not self.batch_one:
+        if self.graph_batch is None:
             return self.runtime.run(inputs)[0]
-        n = len(next(iter(inputs.values())))
-        rows = [self.runtime.run({m: x[i : i + 1] for m, x in inputs.items()})[0] for i in range(n)]
-        return np.concatenate(rows)
+        n, size = len(next(iter(inputs.values()))), self.graph_batch
+        outputs = []
+        for start in range(0, n, size):
+            rows = np.minimum(np.arange(start, start + size), n - 1)
+            outputs.append(self.runtime.run({m: x[rows] for m, x in inputs.items()})[0])
+        return np.concatenate(outputs)[:n]
 
     def close(self) -> None:
         self.runtime.close()
@@ -61,9 +69,12 @@ def read_sidecar(path: Path) -> dict[str, Any]:
 
 
 def check_sidecar(sidecar: Any, f: Fields) -> None:
-    """The fields deploy reads: one input per modality (a name, batch 1 or "batch", then
-    positive sizes), the output's task, the predicted cost and search figures."""
+    """The fields deploy reads: the batch (absent: 1), one input per modality (a name, that
+    batch or "batch", then positive sizes), the output's task, the predicted cost and search
+    figures."""
     f.obj(sidecar, "top level")
+    batch = sidecar.get("batch", 1)
+    f.integer(batch, "batch", ge=1)
     inputs = f.array(f.get(sidecar, "inputs", "inputs", "the model's inputs"), "inputs", 1)
     names = []
     for i, item in enumerate(inputs):
@@ -71,8 +82,8 @@ def check_sidecar(sidecar: Any, f: Fields) -> None:
         f.obj(item, where)
         names.append(f.name(item.get("name"), f"{where}.name"))
         shape = f.array(item.get("shape"), f"{where}.shape", 2)
-        if shape[0] not in (1, "batch") or isinstance(shape[0], bool):
-            raise f.fail(f"{where}.shape[0]", shape[0], '1 or "batch"')
+        if shape[0] not in (batch, "batch") or isinstance(shape[0], bool):
+            raise f.fail(f"{where}.shape[0]", shape[0], f'{batch} (the batch) or "batch"')
         for d, size in enumerate(shape[1:], 1):
             f.integer(size, f"{where}.shape[{d}]", ge=1)
     if len(set(names)) != len(names):
@@ -109,7 +120,8 @@ def check_graph(path: Path, sidecar: dict[str, Any], runtime: Runtime) -> None:
             )
         sizes = [d if isinstance(d, int) else None for d in graph_input.shape]
         if len(sizes) != len(shape) or any(
-            g is not None and g != s for g, s in zip(sizes[1:], shape[1:], strict=False)
+            g is not None and isinstance(s, int) and g != s
+            for g, s in zip(sizes, shape, strict=False)
         ):
             raise HnasError(
                 f"{path} takes {graph_input.name} of shape {graph_input.shape}; its sidecar "
@@ -136,8 +148,13 @@ def open_artifact(path: Path, device: DeviceProfile) -> Deployed:
     runtime = get_runtime(name, **device.runtime_options())
     runtime.load(path)
     check_graph(path, sidecar, runtime)
-    batch_one = name == "tensorrt" or sidecar["inputs"][0]["shape"][0] == 1
-    return Deployed(path, sidecar, runtime, batch_one)
+    fixed = name == "tensorrt" or sidecar["inputs"][0]["shape"][0] != "batch"
+    return Deployed(path, sidecar, runtime, sidecar_batch(sidecar) if fixed else None)
+
+
+def sidecar_batch(sidecar: dict[str, Any]) -> int:
+    """The batch the model was priced at and is benchmarked at (1 for an older sidecar)."""
+    return int(sidecar.get("batch", 1))
 
 
 def declared_shapes(sidecar: dict[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -167,9 +184,11 @@ def check_inputs(sidecar: dict[str, Any], inputs: Arrays, source: str = "the inp
 
 
 def example_inputs(sidecar: dict[str, Any], seed: int = 0) -> Arrays:
+    """Random inputs of one batch of the sidecar's size."""
     rng = np.random.default_rng(seed)
+    batch = sidecar_batch(sidecar)
     return {
-        i["name"]: rng.standard_normal([1, *i["shape"][1:]]).astype(np.float32)
+        i["name"]: rng.standard_normal([batch, *i["shape"][1:]]).astype(np.float32)
         for i in sidecar["inputs"]
     }
 
@@ -185,6 +204,7 @@ class BenchReport:
     predicted_latency_ms: float | None
     predicted_energy_mj: float | None
     predicted_for: str | None
+    batch: int = 1  # samples per timed call; latency and energy are per batch, as predicted
     #: the drift reference now (mean of a timing before and after the model's) and when the
     #: LUT was profiled (the sidecar's ``searched_for.reference``); None where either is unknown
     reference_ms: float | None = None
@@ -228,8 +248,9 @@ class BenchReport:
 
 
 def bench(deployed: Deployed, device: DeviceProfile, iterations: int) -> BenchReport:
-    """Median and p90 latency over at least ``iterations`` timed runs at batch 1 (the device
-    profile's warm-up and timing rules), energy per inference from its meter."""
+    """Median and p90 latency over at least ``iterations`` timed runs at the sidecar's batch
+    (the device profile's warm-up and timing rules), energy per run from its meter: per batch,
+    as the sidecar's prediction is."""
     from dataclasses import replace
 
     if iterations < 2:
@@ -273,6 +294,7 @@ def bench(deployed: Deployed, device: DeviceProfile, iterations: int) -> BenchRe
             float(np.mean([r.latency_ms for r in reference.times])) if reference else None
         ),
         reference_baseline_ms=_searched_reference(deployed.sidecar),
+        batch=sidecar_batch(deployed.sidecar),
     )
 
 

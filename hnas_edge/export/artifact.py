@@ -3,6 +3,11 @@ sidecar JSON (``FILE.json``) saying what the file expects and what the search pr
 
 Every artifact is checked before it is kept: ONNX and ORT against torch, the plan against
 onnxruntime, on real samples of the dataset's test split.
+
+The graph takes the batch of the LUT the model was searched against (front.json's ``lut.batch``;
+1 for a search made before LUTs had batch sizes): that is the batch its predicted cost is for,
+which the sidecar records (``batch``) and ``hnas deploy --bench`` runs at. Another ``--batch`` is
+refused: nothing predicted the cost of that graph.
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ from hnas_edge.train.batches import modality_tensors
 
 FORMATS = ("onnx", "ort", "plan")
 SUFFIXES = {"onnx": ".onnx", "ort": ".ort", "plan": ".plan"}
-PARITY_SAMPLES = 16
+PARITY_SAMPLES = 16  # at least; rounded up to whole batches
 PARITY_TOLERANCE = 1e-4
-CALIBRATION_SAMPLES = 256  # INT8 calibration batches (of 1) from the training split
+CALIBRATION_SAMPLES = 256  # INT8 calibration samples from the training split, in batches
 
 
 @dataclass(frozen=True)
@@ -80,18 +85,39 @@ def describe_inputs(model: SearchedModel, batch: int | str) -> list[dict[str, An
     ]
 
 
-def sidecar(model: SearchedModel, fmt: str, report: dict[str, Any], batch: int | str) -> dict:
+def searched_batch(model: SearchedModel) -> int:
+    """The batch the model's predicted cost is for: its LUT's (1 for an older front.json)."""
+    return int(model.result["lut"].get("batch") or 1)
+
+
+def export_batch(model: SearchedModel, batch: int | None) -> int:
+    """``--batch`` (default: the LUT's), refused where it is not the batch the LUT priced."""
+    priced = searched_batch(model)
+    if batch is None or batch == priced:
+        return priced
+    raise ConfigError(
+        f"--batch {batch}: {model.id} was searched against a LUT at batch {priced}, so its "
+        f"predicted cost is for batch {priced}; export at --batch {priced} (the default), or "
+        f"profile a LUT with --batch {batch} and search with it"
+    )
+
+
+def sidecar(
+    model: SearchedModel, fmt: str, report: dict[str, Any], batch: int, dynamic: bool = False
+) -> dict:
     result = model.result
     n_classes = model.net.preset.n_classes
+    graph_batch: int | str = "batch" if dynamic else batch
     return {
         "format": fmt,
         "model_id": model.id,
-        "inputs": describe_inputs(model, batch),
+        "batch": batch,  # what `predicted` is per call of, and what `deploy --bench` runs at
+        "inputs": describe_inputs(model, graph_batch),
         "preprocessing": "x = (raw - mean) / std per channel, with the normalization above "
         "(what `hnas_edge.data.load_dataset` applies); arrays float32, batch first",
         "output": {
             "name": "output",
-            "shape": [batch, n_classes],
+            "shape": [graph_batch, n_classes],
             "task": model.net.preset.task,
             "labels": [str(i) for i in range(n_classes)],
         },
@@ -122,24 +148,27 @@ def export_model(
     out: Path,
     precision: str = "fp32",
     dynamic_batch: bool = False,
+    batch: int | None = None,
     force: bool = False,
 ) -> ExportReport:
     """Write ``model`` as ``fmt`` to ``out`` with its sidecar, once it matches torch. An existing
     ``out`` or sidecar is refused before any work unless ``force`` (:mod:`hnas_edge.outputs`).
 
-    The default graph takes batch 1, what the LUT priced and what an edge device runs; a
-    dynamic batch dimension costs onnxruntime 6–12% at batch 1 on the quickstart's models.
+    The graph takes the LUT's batch (``batch``, default the LUT's; another is refused), what the
+    LUT priced; a dynamic batch dimension costs onnxruntime 6–12% at batch 1 on the
+    quickstart's models.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}")
+    batch = export_batch(model, batch)
     out = claim_output(out, force=force, flag="-o")
     claim_output(sidecar_path(out), force=force, flag="-o")
-    inputs = sample_inputs(model)
+    inputs = sample_inputs(model, parity_samples(batch))
     if fmt == "plan":
-        return _export_plan(model, out, inputs, precision)
+        return _export_plan(model, out, inputs, precision, batch)
     if precision != "fp32":
         raise ConfigError(f"--precision {precision} applies to plans; ONNX and ORT are fp32")
-    batches = [inputs] if dynamic_batch else _singles(inputs)
+    batches = [inputs] if dynamic_batch else in_batches(inputs, batch)
     with tempfile.TemporaryDirectory(prefix="hnas-export-") as tmp:
         onnx_path = export_onnx(
             model.net, batches[0], Path(tmp) / "model.onnx", OPSET, dynamic_batch
@@ -152,15 +181,28 @@ def export_model(
                 "nothing written"
             )
         atomic_write_bytes(out, candidate.read_bytes())
-    report = {"against": "torch", "max_abs_diff": diff, "samples": PARITY_SAMPLES}
-    batch = "batch" if dynamic_batch else 1
-    path = atomic_write_json(sidecar_path(out), sidecar(model, fmt, report, batch))
+    samples = sum(len(next(iter(b.values()))) for b in batches)
+    report = {"against": "torch", "max_abs_diff": diff, "samples": samples}
+    path = atomic_write_json(sidecar_path(out), sidecar(model, fmt, report, batch, dynamic_batch))
     return ExportReport(out, path, fmt, diff, "torch")
 
 
-def _singles(inputs: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+def parity_samples(batch: int) -> int:
+    """Samples the parity check reads: at least :data:`PARITY_SAMPLES`, in whole batches."""
+    return -(-PARITY_SAMPLES // batch) * batch
+
+
+def in_batches(inputs: dict[str, torch.Tensor], batch: int) -> list[dict[str, torch.Tensor]]:
+    """``inputs`` cut into batches of exactly ``batch`` rows, what a fixed-batch graph takes;
+    a short last batch is filled up with the first rows again."""
     n = len(next(iter(inputs.values())))
-    return [{m: x[i : i + 1] for m, x in inputs.items()} for i in range(n)]
+    if n == 0:
+        raise HnasError("no samples to check the export on; the test split is empty")
+    rows = torch.arange(-(-n // batch) * batch) % n
+    return [
+        {m: x[rows[start : start + batch]] for m, x in inputs.items()}
+        for start in range(0, len(rows), batch)
+    ]
 
 
 def _numpy(batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -185,21 +227,22 @@ def _write_ort(onnx_path: Path, target: Path) -> Path:
 
 
 def _export_plan(
-    model: SearchedModel, out: Path, inputs: dict[str, torch.Tensor], precision: str
+    model: SearchedModel, out: Path, inputs: dict[str, torch.Tensor], precision: str, batch: int
 ) -> ExportReport:
-    """A TensorRT engine built here (on the target device) from a batch-1 ONNX export, then
-    compared with onnxruntime on the same samples one by one."""
+    """A TensorRT engine built here (on the target device) from an ONNX export at ``batch``
+    (TensorRT fixes the batch in the engine's input shapes), then compared with onnxruntime on
+    the same samples batch by batch."""
     from hnas_edge.export.tensorrt import build_plan, run_plan
 
-    singles = _singles(inputs)
-    arrays = [_numpy(one) for one in singles]
+    batches = in_batches(inputs, batch)
+    arrays = [_numpy(one) for one in batches]
     calibration = []
     if precision == "int8":
-        train = sample_inputs(model, CALIBRATION_SAMPLES, split="train")
-        calibration = [_numpy(one) for one in _singles(train)]
+        train = sample_inputs(model, max(CALIBRATION_SAMPLES, batch), split="train")
+        calibration = [_numpy(one) for one in in_batches(train, batch)]
     with tempfile.TemporaryDirectory(prefix="hnas-plan-") as tmp:
-        onnx_path = export_onnx(model.net, singles[0], Path(tmp) / "model.onnx")
-        plan = build_plan(onnx_path, precision, calibration, out.with_suffix(".cache"))
+        onnx_path = export_onnx(model.net, batches[0], Path(tmp) / "model.onnx")
+        plan = build_plan(onnx_path, precision, calibration, out.with_suffix(".cache"), batch)
         outputs = run_plan(plan, arrays)
         diff = max(
             float(np.max(np.abs(got[0] - run_onnx(onnx_path, one)[0])))
@@ -207,5 +250,5 @@ def _export_plan(
         )
         atomic_write_bytes(out, plan)
     report = {"against": "onnxruntime", "max_abs_diff": diff, "precision": precision}
-    path = atomic_write_json(sidecar_path(out), sidecar(model, "plan", report, 1))
+    path = atomic_write_json(sidecar_path(out), sidecar(model, "plan", report, batch))
     return ExportReport(out, path, "plan", diff, "onnxruntime")

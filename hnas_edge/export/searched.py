@@ -49,6 +49,8 @@ def check_front(result: Any, f: Fields) -> dict[str, dict[str, Any]]:
     f.choice(f.get(result, "metric", "metric", "the task's metric"), "metric", METRICS)
     lut = f.obj(f.get(result, "lut", "lut", "the LUT searched against"), "lut")
     f.optional_text(lut.get("device"), "lut.device")
+    if lut.get("batch") is not None:
+        f.integer(lut["batch"], "lut.batch", ge=1)
     f.optional_text(result.get("mode"), "mode")
     if result.get("samples_limit") is not None:
         f.integer(result["samples_limit"], "samples_limit", ge=1)

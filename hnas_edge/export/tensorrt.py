@@ -16,10 +16,13 @@ import numpy as np
 Batch = dict[str, np.ndarray]
 
 
-def entropy_calibrator(trt: Any, cudart: Any, batches: Sequence[Batch], cache: Path) -> Any:
-    """An ``IInt8EntropyCalibrator2`` feeding ``batches`` (batch 1, one dict per step) from
-    device memory; the calibration table is kept in ``cache`` and reused when present."""
-    from hnas_edge.profiling.runtimes.tensorrt import _check
+def entropy_calibrator(
+    trt: Any, cudart: Any, batches: Sequence[Batch], cache: Path, batch_size: int = 1
+) -> Any:
+    """An ``IInt8EntropyCalibrator2`` feeding ``batches`` (one dict of ``batch_size`` rows per
+    step, the engine's batch) from device memory; the calibration table is kept in ``cache``
+    and reused when present."""
+    from hnas_edge.profiling.runtimes.tensorrt import _check, check_feed
 
     class Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
@@ -29,7 +32,7 @@ def entropy_calibrator(trt: Any, cudart: Any, batches: Sequence[Batch], cache: P
             self.device: dict[str, int] = {}
 
         def get_batch_size(self) -> int:
-            return 1
+            return batch_size
 
         def get_batch(self, names: list[str]) -> list[int] | None:
             if self.index >= len(self.batches):
@@ -39,6 +42,7 @@ def entropy_calibrator(trt: Any, cudart: Any, batches: Sequence[Batch], cache: P
             pointers = []
             for name in names:
                 host = np.ascontiguousarray(batch[name], dtype=np.float32)
+                check_feed(name, (batch_size, *host.shape[1:]), host.shape)
                 if name not in self.device:
                     self.device[name] = _check(cudart.cudaMalloc(host.nbytes))
                 kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
@@ -58,8 +62,14 @@ def entropy_calibrator(trt: Any, cudart: Any, batches: Sequence[Batch], cache: P
 
 
 def build_plan(
-    onnx_path: Path, precision: str, calibration: Sequence[Batch], calibration_cache: Path
+    onnx_path: Path,
+    precision: str,
+    calibration: Sequence[Batch],
+    calibration_cache: Path,
+    batch: int = 1,
 ) -> bytes:
+    """A plan of ``onnx_path``, whose inputs carry the batch (``batch`` rows per calibration
+    step)."""
     from hnas_edge.profiling.runtimes.tensorrt import TensorRTRuntime
 
     runtime = TensorRTRuntime(precision=precision)
@@ -67,7 +77,7 @@ def build_plan(
         calibrator = None
         if precision == "int8":
             calibrator = entropy_calibrator(
-                runtime.trt, runtime.cudart, calibration, calibration_cache
+                runtime.trt, runtime.cudart, calibration, calibration_cache, batch
             )
         return runtime.build(onnx_path, calibrator=calibrator)
     finally:

@@ -3,6 +3,9 @@
 The figure that tells a user whether a LUT from one device can stand in for another: if the
 rank correlation of whole-network predictions is high and few pairs flip order, a search run
 against one LUT picks the same networks as against the other.
+
+Two LUTs of one device at different batch sizes compare too: their figures are per batch, so B/A
+is how cost grows from A's batch to B's (the comparison says so in one line).
 """
 
 from __future__ import annotations
@@ -63,6 +66,11 @@ class Comparison:
     parts_energy: Agreement | None
     networks_latency: Agreement | None
     networks_energy: Agreement | None
+    batches: tuple[int, int] = (1, 1)  # A's and B's; figures are per batch
+
+    @property
+    def mixed_batches(self) -> bool:
+        return self.batches[0] != self.batches[1]
 
 
 def _energy_pairs(a: Lut, b: Lut, keys: Sequence[str]) -> tuple[list[float], list[float]]:
@@ -106,4 +114,11 @@ def compare_luts(
             networks_energy = agreement(
                 [ca.energy_mj for ca, _ in costs], [cb.energy_mj for _, cb in costs]
             )
-    return Comparison(accounting, parts_latency, parts_energy, networks_latency, networks_energy)
+    return Comparison(
+        accounting,
+        parts_latency,
+        parts_energy,
+        networks_latency,
+        networks_energy,
+        (a.batch, b.batch),
+    )

@@ -88,10 +88,12 @@ def _this_node() -> dict[str, Any]:
     }
 
 
-def measure_on_node(device: DeviceProfile, spec: LayerSpec, seed: int) -> PartResult:
-    """The Ray task: measure ``spec`` on the board this runs on."""
+def measure_on_node(
+    device: DeviceProfile, spec: LayerSpec, seed: int, batch: int = 1
+) -> PartResult:
+    """The Ray task: measure ``spec`` at ``batch`` on the board this runs on."""
     bench, host = _bench(device)
-    return PartResult(spec.key, bench.measure(spec, seed), _this_node(), host)
+    return PartResult(spec.key, bench.measure(spec, seed, batch), _this_node(), host)
 
 
 # --- on the driver --------------------------------------------------------------------------
@@ -136,7 +138,8 @@ def _submit(
         max_retries=settings.max_retries,
     )(measure_on_node)
     return {
-        task.remote(request.device, spec, request.seed + i): spec for i, spec in enumerate(todo)
+        task.remote(request.device, spec, request.seed + i, request.batch): spec
+        for i, spec in enumerate(todo)
     }
 
 

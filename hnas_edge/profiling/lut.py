@@ -1,10 +1,15 @@
 """The latency/energy lookup table (LUT): schema, strict loading, atomic saving, merging.
 
-One JSON file per device and precision (docs/internals.md). Entries are keyed by the canonical
-key of a layer spec (:mod:`hnas_edge.space.specs`). Every entry records how its figures were
-obtained: measured by us (``origin.kind == "measured"``, with the meter's source, and
+One JSON file per device, precision and batch size (docs/internals.md). Entries are keyed by the
+canonical key of a layer spec (:mod:`hnas_edge.space.specs`). Every entry records how its figures
+were obtained: measured by us (``origin.kind == "measured"``, with the meter's source, and
 ``energy_mj.estimate`` true where energy is a nominal-power estimate) or imported from published
 tables (``origin.kind == "imported"``).
+
+A LUT is measured at one batch size, ``settings.batch`` (a LUT without it, as every LUT before
+batches, is batch 1). Its figures are per call, that is per batch of that many samples: latency
+and energy alike, so sums, calibration and estimated energy (power × latency) agree; divide by
+the batch for a figure per sample.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_json, read_json
 
 SCHEMA = "hnas-lut/1"
+#: The batch of a LUT that records none (every LUT made before batch sizes were recorded).
+DEFAULT_BATCH = 1
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,9 @@ def check_lut_dict(data: Any, path: str | Path) -> None:
     f.optional_number(drift.get("baseline_ms"), "drift.baseline_ms", gt=0)
     if data.get("pinned_core") is not None:
         f.integer(data["pinned_core"], "pinned_core", ge=0)
+    batch = f.optional_obj(data.get("settings"), "settings").get("batch")
+    if batch is not None:
+        f.integer(batch, "settings.batch", ge=1)
     f.optional_text(f.optional_obj(data.get("provenance"), "provenance").get("created"),
                     "provenance.created")  # fmt: skip
     f.optional_text(data.get("shard"), "shard")
@@ -222,6 +232,11 @@ class Lut:
     def __contains__(self, key: object) -> bool:
         return key in self.entries
 
+    @property
+    def batch(self) -> int:
+        """Samples per call its figures were measured at (``settings.batch``; 1 if unrecorded)."""
+        return int(self.settings.get("batch") or DEFAULT_BATCH)
+
     def calibration_for(self, metric: str) -> Calibration:
         return self.calibration.get(metric, Calibration())
 
@@ -278,15 +293,25 @@ class Lut:
         return cls.from_dict(read_json(path, what="LUT"), path)
 
 
-def identity(lut: Lut) -> tuple[Any, ...]:
-    """What must agree for two LUTs to describe the same target: device, runtime, precision."""
+def target(lut: Lut) -> tuple[Any, ...]:
+    """The device a LUT measures: its name, runtime and precision."""
     device = lut.device
     return (device.get("name"), device.get("runtime"), device.get("precision"))
+
+
+def identity(lut: Lut) -> tuple[Any, ...]:
+    """What must agree for two LUTs to describe the same thing: the target and the batch."""
+    return (*target(lut), lut.batch)
 
 
 def merge(first: Lut, second: Lut) -> tuple[Lut, list[str]]:
     """Join two LUTs of the same target (e.g. shards). Returns the merged LUT and the keys both
     held; for those, the entry with the lower coefficient of variation is kept."""
+    if first.batch != second.batch:
+        raise HnasError(
+            f"cannot merge a LUT at batch {first.batch} with one at batch {second.batch}: a LUT "
+            "is one batch size; merge only shards profiled with the same --batch"
+        )
     if identity(first) != identity(second):
         raise HnasError(
             f"cannot merge LUTs of different targets {identity(first)} and {identity(second)}; "

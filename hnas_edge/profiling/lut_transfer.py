@@ -34,6 +34,7 @@ from typing import Any
 
 from hnas_edge.errors import HnasError
 from hnas_edge.io import provenance
+from hnas_edge.outputs import claim_output, lut_output
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.fidelity import Fidelity, fidelity
 from hnas_edge.profiling.lut import Calibration, Lut
@@ -228,7 +229,7 @@ def build_lut(
         calibration["energy"] = Calibration(1.0, lat.b * power, lat.c * power, lat.fitted_on)
     report = TransferReport(source_info, preset.name, tuple(networks), latency, energy, unpriced)
     settings: dict[str, Any] = {
-        "batch": 1,
+        "batch": source.batch,  # the networks were measured at the source's batch
         "space": preset.name,
         "seed": seed,
         "samples": len(networks),
@@ -300,10 +301,9 @@ def check_request(request: TransferRequest) -> tuple[Lut, SpacePreset]:
         raise HnasError(
             f"--samples {request.samples} is too few; give at least 4 (better 20: docs/luts.md)"
         )
-    if request.out.exists() and not request.force:
-        raise HnasError(f"{request.out} already exists; choose another --out or pass --force")
     if request.out.exists() and request.out.resolve() == request.source.resolve():
         raise HnasError(f"--out {request.out} is the source LUT; write the transfer elsewhere")
+    claim_output(request.out, force=request.force)
     source = Lut.load(request.source)
     preset = get_preset(request.space)
     backbone = [s for s in preset.all_specs() if s.kind in BACKBONE_KINDS]
@@ -323,13 +323,16 @@ def transfer(
     source, preset = check_request(request)
     info = source_identity(source, request.source)
     start = time.monotonic()
-    bench = Bench.open(request.device)
-    host = bench.host_info()
-    networks = measure_networks(bench, preset.name, request.samples, request.seed, on_progress)
-    lut, report = build_lut(source, info, preset, request.device, host, networks, request.seed)
-    seconds = time.monotonic() - start
-    lut.extra["transfer"]["seconds"] = seconds
-    lut.save(request.out)
+    with lut_output(request.out, force=request.force):
+        bench = Bench.open(request.device)
+        host = bench.host_info()
+        networks = measure_networks(
+            bench, preset.name, request.samples, request.seed, on_progress, source.batch
+        )
+        lut, report = build_lut(source, info, preset, request.device, host, networks, request.seed)
+        seconds = time.monotonic() - start
+        lut.extra["transfer"]["seconds"] = seconds
+        lut.save(request.out)
     return replace(report, seconds=seconds)
 
 

@@ -4,6 +4,9 @@ The loop is: enumerate the space's specs (:meth:`SpacePreset.all_specs`), keep t
 shard that the LUT does not hold yet, and for each one build its module, export it to ONNX, time it
 with the device profile's runtime, measure its energy with the profile's meter, and write the LUT
 atomically. A kill at any moment loses at most the entry being measured; ``--resume`` goes on.
+
+Every part is measured at the request's batch size (``--batch``, default 1): its inputs carry that
+many samples, and the LUT records it (``settings.batch``); figures are per call, i.e. per batch.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from hnas_edge.checks import differences
-from hnas_edge.errors import HnasError
+from hnas_edge.errors import ConfigError, HnasError
 from hnas_edge.io import provenance
 from hnas_edge.outputs import lut_output
 from hnas_edge.profiling.device import DeviceProfile
@@ -32,7 +35,7 @@ from hnas_edge.profiling.drift import (
     drift_record,
 )
 from hnas_edge.profiling.energy import EnergyMeasurer
-from hnas_edge.profiling.lut import Lut, identity
+from hnas_edge.profiling.lut import Lut, target
 from hnas_edge.profiling.pinning import pinned
 from hnas_edge.profiling.runtimes import Runtime, get_runtime
 from hnas_edge.profiling.state import device_state, load_warnings, machine_load
@@ -81,8 +84,13 @@ class ProfileRequest:
     limit: int | None = None
     seed: int = 0
     force: bool = False  # replace an existing ``out`` (start over) instead of refusing it
+    batch: int = 1
     #: whole networks measured in one shuffled queue with the parts, then calibrated (0: none)
     validate: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
+            raise ConfigError(f"--batch {self.batch!r}: give a whole number of samples, 1 or more")
 
     def writing(self) -> AbstractContextManager[Path]:
         """Claim ``out`` (--resume continues it, --force replaces it) and hold its writers'
@@ -90,9 +98,14 @@ class ProfileRequest:
         return lut_output(self.out, force=self.force, resume=self.resume, hint=SHARD_HINT)
 
 
-def random_inputs(spec: LayerSpec, seed: int) -> list[np.ndarray]:
+def batched_shapes(spec: LayerSpec, batch: int = 1) -> list[tuple[int, ...]]:
+    """The spec's input shapes with ``batch`` samples in place of the first (batch-1) size."""
+    return [(batch, *shape[1:]) for shape in spec.input_shapes()]
+
+
+def random_inputs(spec: LayerSpec, seed: int, batch: int = 1) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    return [rng.standard_normal(shape).astype(np.float32) for shape in spec.input_shapes()]
+    return [rng.standard_normal(shape).astype(np.float32) for shape in batched_shapes(spec, batch)]
 
 
 def load_part(
@@ -114,13 +127,19 @@ def load_part(
 
 
 def measure_part(
-    spec: LayerSpec, runtime: Runtime, energy: EnergyMeasurer, device: DeviceProfile, seed: int
+    spec: LayerSpec,
+    runtime: Runtime,
+    energy: EnergyMeasurer,
+    device: DeviceProfile,
+    seed: int,
+    batch: int = 1,
 ) -> dict[str, Any]:
-    """One LUT entry: latency statistics and energy of ``spec`` on this device."""
+    """One LUT entry: latency statistics and energy of ``spec`` on this device, per call of
+    ``batch`` samples."""
     import torch
 
     torch.manual_seed(seed)
-    arrays = random_inputs(spec, seed)
+    arrays = random_inputs(spec, seed, batch)
     example = {f"input{i}": torch.from_numpy(a) for i, a in enumerate(arrays)}
     with tempfile.TemporaryDirectory(prefix="hnas-part-") as tmp:
         inputs = load_part(runtime, spec.build(), example, Path(tmp))
@@ -168,8 +187,8 @@ class Bench:
         runtime = get_runtime(device.runtime, **device.runtime_options())
         return cls(device, runtime, EnergyMeasurer.for_device(device))
 
-    def measure(self, spec: LayerSpec, seed: int) -> dict[str, Any]:
-        return measure_part(spec, self.runtime, self.energy, self.device, seed)
+    def measure(self, spec: LayerSpec, seed: int, batch: int = 1) -> dict[str, Any]:
+        return measure_part(spec, self.runtime, self.energy, self.device, seed, batch)
 
     def host_info(self) -> HostInfo:
         """This machine's description (measures idle power on first use, before any part)."""
@@ -198,7 +217,12 @@ def new_lut(request: ProfileRequest, host: HostInfo | None) -> Lut:
     """An empty LUT for ``request``. ``host`` describes the one machine that measures; None when
     several do (a fleet records each node's description beside its entries instead)."""
     device = request.device
-    settings = {"batch": 1, "space": request.space, "seed": request.seed, **device.timing_dict()}
+    settings = {
+        "batch": request.batch,
+        "space": request.space,
+        "seed": request.seed,
+        **device.timing_dict(),
+    }
     if host is not None:
         settings["idle_power_w"] = host.idle_power_w
     return Lut(
@@ -210,15 +234,21 @@ def new_lut(request: ProfileRequest, host: HostInfo | None) -> Lut:
 
 
 def open_lut(request: ProfileRequest, new: Callable[[], Lut]) -> Lut:
-    """The LUT at ``request.out`` when resuming (same device only), else ``new()``. Called under
-    the LUT's writers' lock (:meth:`ProfileRequest.writing`), so what it reads stays on disk."""
+    """The LUT at ``request.out`` when resuming (same device and batch only), else ``new()``.
+    Called under the LUT's writers' lock (:meth:`ProfileRequest.writing`), so what it reads stays
+    on disk."""
     out = request.out
     if out.exists() and request.resume:
         lut = Lut.load(out)
-        expected = (request.device.name, request.device.runtime, request.device.precision)
-        if identity(lut) != expected:
+        if lut.batch != request.batch:
             raise HnasError(
-                f"{out} was profiled for {identity(lut)}, not {expected}; "
+                f"{out} was profiled at batch {lut.batch}, not --batch {request.batch}; resume "
+                f"it with --batch {lut.batch} or write to another --out"
+            )
+        expected = (request.device.name, request.device.runtime, request.device.precision)
+        if target(lut) != expected:
+            raise HnasError(
+                f"{out} was profiled for {target(lut)}, not {expected}; "
                 "resume it with the same --device or write to another --out"
             )
         # entries measured with other threads, timing or power must not join the old header
@@ -267,10 +297,11 @@ def profile(request: ProfileRequest, on_progress: OnProgress | None = None) -> L
             try:
                 for done, item in enumerate(_with_progress(queue, on_progress)):
                     drift.tick()
+                    seed = request.seed + done
                     if isinstance(item, dict):
-                        networks.append(_time_network(bench, item, request.seed + done))
+                        networks.append(_time_network(bench, item, seed, request.batch))
                         continue
-                    lut.entries[item.key] = measured_entry(bench, item, request.seed + done)
+                    lut.entries[item.key] = measured_entry(bench, item, seed, request.batch)
                     _correct(lut, drift)
                     lut.save(request.out)
                 drift.finish()
@@ -303,10 +334,10 @@ def validation_archs(request: ProfileRequest) -> list[dict[str, Any]]:
     return sample_archs(request.space, request.validate, request.seed)
 
 
-def _time_network(bench: Bench, arch: dict[str, Any], seed: int) -> Any:
+def _time_network(bench: Bench, arch: dict[str, Any], seed: int, batch: int) -> Any:
     from hnas_edge.profiling.validate import time_network
 
-    return time_network(bench, arch, seed)
+    return time_network(bench, arch, seed, batch)
 
 
 def _calibrate(
@@ -331,11 +362,11 @@ def _calibrate(
     }
 
 
-def measured_entry(bench: Bench, spec: LayerSpec, seed: int) -> dict[str, Any]:
+def measured_entry(bench: Bench, spec: LayerSpec, seed: int, batch: int = 1) -> dict[str, Any]:
     """One part measured, its raw figures kept and the moment it was measured recorded, for the
     drift correction (:func:`hnas_edge.profiling.drift.correct_entries`)."""
     start = time.time()
-    entry = bench.measure(spec, seed)
+    entry = bench.measure(spec, seed, batch)
     entry["raw"] = {"latency_ms": entry["latency_ms"], "energy_mj": entry.get("energy_mj")}
     entry["drift"] = {"at": (start + time.time()) / 2, "factor": 1.0}
     return entry

@@ -36,6 +36,7 @@ class LutSummary:
     meter: str | None = None
     nodes: dict[str, int] = field(default_factory=dict)  # entries per host of a fleet
     transfer: dict[str, Any] | None = None  # `hnas lut transfer`'s record: source, model, fidelity
+    batch: int = 1  # samples per call; every figure is per batch
 
 
 def _kind(key: str) -> str:
@@ -117,4 +118,5 @@ def summarize(lut: Lut) -> LutSummary:
         meter=_distinct(h.get("meter") for h in _hosts(lut.device)) or None,
         nodes=_per_node(lut),
         transfer=lut.extra.get("transfer"),
+        batch=lut.batch,
     )

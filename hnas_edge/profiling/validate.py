@@ -1,11 +1,11 @@
 """`hnas lut validate`: the LUT's sums against whole networks measured end to end.
 
 N random whole networks of the space are built, exported and timed with the device's runtime
-and settings, exactly as the parts were, on one core where the OS allows, with the drift
-reference timed between them (:mod:`hnas_edge.profiling.drift`): each network's latency is
-expressed at the speed the machine had while it profiled the LUT. Half of them (every other one)
-fit two calibrations, the plain ``a·sum + c·n_parts + b`` and the per-kind model of
-:mod:`hnas_edge.profiling.transfer` (one scale per kind of part, its grouping chosen by
+and settings, exactly as the parts were, at the LUT's batch size, on one core where the OS
+allows, with the drift reference timed between them (:mod:`hnas_edge.profiling.drift`): each
+network's latency is expressed at the speed the machine had while it profiled the LUT. Half of
+them (every other one) fit two calibrations, the plain ``a·sum + c·n_parts + b`` and the per-kind
+model of :mod:`hnas_edge.profiling.transfer` (one scale per kind of part, its grouping chosen by
 leave-one-out); the other half, which the fits never saw, report how close the LUT comes before
 and after calibration, and the calibration with the lower mean error on them is stored in the
 LUT (atomically), both errors beside it.
@@ -95,6 +95,7 @@ class ValidationReport:
     latency: MetricReport
     energy: MetricReport | None
     load: dict[str, Any] = field(default_factory=dict)  # the machine's, before and after
+    batch: int = 1  # samples per call, the LUT's: every figure is per batch
     pinned_core: int | None = None
     drift: dict[str, Any] = field(default_factory=dict)  # the reference timings, the baseline
 
@@ -118,6 +119,7 @@ class ValidationReport:
 
         return {
             "n": len(self.networks),
+            "batch": self.batch,
             "latency": metric(self.latency),
             "energy": metric(self.energy),
             "load": self.load,
@@ -144,9 +146,12 @@ def sample_archs(space: str, samples: int, seed: int = 0) -> list[dict[str, Any]
     return [random_arch(preset, rng).to_dict() for _ in range(samples)]
 
 
-def time_network(bench: Bench, arch_dict: dict[str, Any], seed: int) -> WholeNetwork:
-    """Build, export and time one whole network with the device's runtime and settings, exactly
-    as the profiler times a part; meter its energy unless the meter is only an estimate."""
+def time_network(
+    bench: Bench, arch_dict: dict[str, Any], seed: int, batch: int = 1
+) -> WholeNetwork:
+    """Build, export and time one whole network at ``batch`` with the device's runtime and
+    settings, exactly as the profiler times a part; meter its energy unless the meter is only
+    an estimate."""
     import torch
 
     from hnas_edge.space.mmnn import MultimodalArch
@@ -156,7 +161,7 @@ def time_network(bench: Bench, arch_dict: dict[str, Any], seed: int) -> WholeNet
     runtime, device = bench.runtime, bench.device
     torch.manual_seed(seed)
     net = build_fresh(preset, arch).eval()
-    example = net.example_inputs()
+    example = net.example_inputs(batch)
     with tempfile.TemporaryDirectory(prefix="hnas-net-") as tmp:
         inputs = load_part(runtime, net, example, Path(tmp))
         try:
@@ -178,10 +183,12 @@ def measure_networks(
     samples: int,
     seed: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
+    batch: int = 1,
     drift: DriftSession | None = None,
 ) -> list[WholeNetwork]:
-    """``samples`` random networks of ``space`` (:func:`sample_archs`), each timed end to end,
-    the drift reference (``drift``) timed between them."""
+    """``samples`` random networks of ``space`` (:func:`sample_archs`), each timed end to end
+    at ``batch`` (the LUT's: the batch its parts were measured at), the drift reference
+    (``drift``) timed between them."""
     archs = sample_archs(space, samples, seed)
     networks = []
     for i, arch in enumerate(archs):
@@ -189,7 +196,7 @@ def measure_networks(
             on_progress(i, samples)
         if drift is not None:
             drift.tick()
-        networks.append(time_network(bench, arch, seed + i))
+        networks.append(time_network(bench, arch, seed + i, batch))
     if drift is not None:
         drift.finish()
     if on_progress:
@@ -311,7 +318,7 @@ def _validate(
     drift = DriftSession.open(device, "validate")
     with pinned(device.pin_core) as core:
         try:
-            measured = measure_networks(bench, space, samples, seed, on_progress, drift)
+            measured = measure_networks(bench, space, samples, seed, on_progress, lut.batch, drift)
         finally:
             drift.close()
     report = calibrate(lut, bench, measured, drift.times, {"before": before}, core)
@@ -355,7 +362,9 @@ def calibrate(
         # Estimated energy is nominal power × time: the latency calibration, in millijoules.
         lut.calibration["energy"] = latency.calibration.scaled(device.nominal_power_w)
     load = {**load, "after": machine_load()}
-    return ValidationReport(tuple(networks), latency, energy_report, load, core, drift_info)
+    return ValidationReport(
+        tuple(networks), latency, energy_report, load, lut.batch, core, drift_info
+    )
 
 
 def _drift_factors(

@@ -44,6 +44,7 @@ def lut_identity(path: Path, lut: Lut, accounting: str) -> dict[str, Any]:
         "path": str(path),
         "device": lut.device.get("name"),
         "runtime": lut.device.get("runtime"),
+        "batch": lut.batch,  # what its costs are per, and what `hnas export` builds the graph at
         "accounting": accounting,
         "calibrated": not lut.calibration_for("latency").is_identity,
         "energy_is_estimate": lut.is_estimated_energy(),

@@ -56,6 +56,7 @@ def test_an_export_matches_torch_and_says_what_it_promises(exported, model, fmt)
     side = json.loads(report.sidecar.read_text())
     assert [i["name"] for i in side["inputs"]] == ["image", "audio"]
     assert side["inputs"][0]["shape"] == [1, 1, 28, 28]  # batch 1: what the LUT priced
+    assert side["batch"] == 1  # what the prediction is for and deploy --bench runs at
     assert side["predicted"] == {"latency_ms": model["latency_ms"], "energy_mj": model["energy_mj"]}
     assert side["search_metrics"]["metric"] == "accuracy"
     assert side["search_metrics"]["test_metric"] == model["test_metric"]
@@ -91,7 +92,7 @@ def test_a_dynamic_batch_export_scores_whole_batches(finished, model, tmp_path):
     assert json.loads(report.sidecar.read_text())["inputs"][1]["shape"] == ["batch", 1, 20, 20]
     deployed = open_artifact(report.path, CPU)
     try:
-        assert not deployed.batch_one
+        assert deployed.graph_batch is None  # any batch; --bench still runs at the sidecar's
         score = evaluate_split(deployed, "test", limit=read_front(finished)["samples_limit"])
     finally:
         deployed.close()
@@ -204,6 +205,54 @@ def test_deploy_refuses_samples_of_other_sizes_than_the_sidecar_declares(
     result = hnas("deploy", artifact, "--input", tmp_path / "big.npz")
     one_line_exit_2(result)
     assert "big.npz are 1×112×112 but the model expects 1×20×20" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def searched_at_batch_2(finished, tmp_path_factory):
+    """The tiny search, as if its LUT had been profiled with --batch 2 (front.json says so)."""
+    result_dir = tmp_path_factory.mktemp("batch2") / "search"
+    shutil.copytree(finished, result_dir)
+    front = read_front(result_dir)
+    front["lut"]["batch"] = 2
+    (result_dir / "front.json").write_text(json.dumps(front))
+    return result_dir
+
+
+def test_a_model_searched_at_batch_2_exports_and_benches_at_batch_2(
+    searched_at_batch_2, model, tmp_path
+):
+    searched = load_searched(searched_at_batch_2 / model["id"])
+    report = export_model(searched, "onnx", tmp_path / "b2.onnx")
+    side = json.loads(report.sidecar.read_text())
+    assert side["batch"] == 2 and side["check"]["samples"] == 16
+    assert [i["shape"][0] for i in side["inputs"]] == [2, 2] and side["output"]["shape"][0] == 2
+    deployed = open_artifact(report.path, CPU)
+    try:
+        assert deployed.graph_batch == 2
+        assert deployed.runtime.session.get_inputs()[0].shape[0] == 2  # the graph's own batch
+        timed = bench(deployed, CPU, 5)
+        # an odd number of samples: the last batch is filled up, its extra rows dropped
+        limit = read_front(searched_at_batch_2)["samples_limit"] - 1
+        score = evaluate_split(deployed, "test", limit=limit)
+    finally:
+        deployed.close()
+    assert timed.batch == 2 and timed.predicted_latency_ms == model["latency_ms"]
+    assert score["samples"] == limit
+    shown = hnas("deploy", report.path, "--bench", 5)
+    assert shown.returncode == 0, shown.stderr
+    assert "(onnxruntime) at batch 2 (per batch): latency median" in shown.stdout
+
+
+def test_export_refuses_a_batch_its_lut_did_not_price(searched_at_batch_2, model, tmp_path):
+    result = hnas("export", searched_at_batch_2 / model["id"], "--batch", 1,
+                  "-o", tmp_path / "b1.onnx")  # fmt: skip
+    one_line_exit_2(result)
+    assert (
+        f"--batch 1: {model['id']} was searched against a LUT at batch 2, so its predicted cost "
+        "is for batch 2; export at --batch 2 (the default), or profile a LUT with --batch 1 and "
+        "search with it" in result.stderr
+    )
+    assert not (tmp_path / "b1.onnx").exists()
 
 
 def test_export_of_a_model_not_on_the_front_is_refused(finished, tmp_path):

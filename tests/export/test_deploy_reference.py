@@ -74,7 +74,9 @@ def test_without_a_reference_in_the_sidecar_nothing_more_is_timed_or_said(tmp_pa
 
 
 def test_a_reference_of_another_network_is_not_compared():
-    report = BenchReport("onnxruntime", 1.0, 1.1, 5, None, "estimate", 1.0, None, "cpu", None, 0.5)
+    report = BenchReport(
+        "onnxruntime", 1.0, 1.1, 5, None, "estimate", 1.0, None, "cpu", reference_baseline_ms=0.5
+    )
     assert report.speed is None and report.predicted_now_ms is None
 
 

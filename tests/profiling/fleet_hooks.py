@@ -45,12 +45,12 @@ def _log(path: str, line: str) -> None:
 def install() -> None:
     measure = Bench.measure
 
-    def instrumented(self: Bench, spec: Any, seed: int) -> dict[str, Any]:
+    def instrumented(self: Bench, spec: Any, seed: int, batch: int = 1) -> dict[str, Any]:
         marker = os.environ.get(DIE_ONCE)
         if marker and _claim(marker, spec.key):
             os._exit(1)
         start = time.monotonic()
-        entry = measure(self, spec, seed)
+        entry = measure(self, spec, seed, batch)
         if os.environ.get(MEASURED):
             _log(os.environ[MEASURED], f"{os.getpid()} {spec.key} {start} {time.monotonic()}")
         return entry

@@ -10,30 +10,28 @@ import sys
 import time
 
 import pytest
+from conftest import fast_device
 
 from hnas_edge.profiling.lut import Lut, merge
 from hnas_edge.profiling.profiler import Shard
 from hnas_edge.space.presets import get_preset
 
-FAST_DEVICE = """
-name = "cpu"
-runtime = "onnxruntime"
-threads = 1
-meter = "estimate"
-nominal_power_w = 10.0
-[timing]
-warmup_s = 0.0
-min_iters = 5
-min_time_s = 0.0
-max_cv = 10.0
-retries = 0
-"""
+FAST_DEVICE = fast_device()
 
 
 @pytest.fixture
 def device(tmp_path):
     path = tmp_path / "fast.toml"
     path.write_text(FAST_DEVICE)
+    return str(path)
+
+
+@pytest.fixture
+def slow_device(tmp_path):
+    """A profile that lasts ~10 s, so that a signal sent after its first entries lands mid-run
+    even on a loaded machine."""
+    path = tmp_path / "slow.toml"
+    path.write_text(fast_device(min_time_s=0.2))
     return str(path)
 
 
@@ -91,17 +89,17 @@ def test_two_shards_merged_equal_one_unsharded_run(tmp_path, device):
     assert run("lut", "check", str(whole), "--space", "avmnist").returncode == 0
 
 
-def test_killed_mid_run_then_resumed_loses_and_repeats_nothing(tmp_path, device):
+def test_killed_mid_run_then_resumed_loses_and_repeats_nothing(tmp_path, slow_device):
     out = tmp_path / "lut.json"
-    process = hnas("profile", "--device", device, "--out", str(out))
+    process = hnas("profile", "--device", slow_device, "--out", str(out))
     wait_for_entries(out, 5)
     process.send_signal(signal.SIGKILL)
     process.wait()
     partial = Lut.load(out)  # valid JSON with valid entries, even right after SIGKILL
     assert 5 <= len(partial) < len(space_keys())
-    refused = run("profile", "--device", device, "--out", str(out))
+    refused = run("profile", "--device", slow_device, "--out", str(out))
     assert refused.returncode == 2 and "pass --resume" in refused.stderr
-    resumed = run("profile", "--device", device, "--out", str(out), "--resume")
+    resumed = run("profile", "--device", slow_device, "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     final = Lut.load(out)
     assert set(final.entries) == space_keys()
@@ -109,9 +107,9 @@ def test_killed_mid_run_then_resumed_loses_and_repeats_nothing(tmp_path, device)
         assert final.entries[key] == entry  # what was measured before the kill is kept as is
 
 
-def test_ctrl_c_says_how_to_go_on_and_keeps_what_was_measured(tmp_path, device):
+def test_ctrl_c_says_how_to_go_on_and_keeps_what_was_measured(tmp_path, slow_device):
     out = tmp_path / "lut.json"
-    process = hnas("profile", "--device", device, "--out", str(out))
+    process = hnas("profile", "--device", slow_device, "--out", str(out))
     wait_for_entries(out, 1)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)

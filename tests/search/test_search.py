@@ -32,6 +32,7 @@ def test_a_search_writes_the_front_every_candidate_the_models_and_the_plots(fini
     names = {p.name for p in finished.iterdir()}
     assert {"front.json", "candidates.csv", "pareto.png", "hypervolume.png", "models"} <= names
     assert result["lut"]["device"] == "macs" and result["lut"]["accounting"] == "ours"
+    assert result["lut"]["batch"] == 1  # its costs are per batch of 1: export builds that graph
     assert len(result["hypervolume"]) == 2
     assert result["hypervolume"][1]["hypervolume"] >= result["hypervolume"][0]["hypervolume"]
     rows = (finished / "candidates.csv").read_text().splitlines()

@@ -63,6 +63,17 @@ def precision_flags(precision: str, fast_fp16: bool, fast_int8: bool) -> list[st
     raise HnasError(f"unknown precision {precision!r}; use fp32, fp16 or int8")
 
 
+def check_feed(name: str, engine_shape: Any, given_shape: Any) -> None:
+    """An engine's input shape is fixed when it is built, batch included: refuse other shapes
+    rather than let numpy broadcast one sample over the engine's whole batch."""
+    engine, given = tuple(int(d) for d in engine_shape), tuple(int(d) for d in given_shape)
+    if engine != given:
+        raise HnasError(
+            f"input {name} has shape {given}; the engine takes {engine} (built at batch "
+            f"{engine[0] if engine else '?'}): feed batches of that size or rebuild the engine"
+        )
+
+
 def _import_tensorrt() -> Any:
     try:
         import tensorrt
@@ -204,6 +215,7 @@ class TensorRTRuntime(Runtime):
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         for name in self.inputs:
             pointer, host = self.buffers[name]
+            check_feed(name, host.shape, inputs[name].shape)
             np.copyto(host, inputs[name].astype(host.dtype, copy=False))
             _check(self.cudart.cudaMemcpy(pointer, host.ctypes.data, host.nbytes, kind))
 
