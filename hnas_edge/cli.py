@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -142,6 +143,22 @@ def profile(
         print_interleaved(console, lut.extra["validation"])
 
 
+def accelerator_option(what: str) -> Any:
+    return typer.Option(
+        "auto",
+        "--accelerator",
+        help=f"Where {what} computes: auto (CUDA when torch sees a GPU), cpu or cuda.",
+    )
+
+
+def deterministic_option() -> Any:
+    return typer.Option(
+        False,
+        "--deterministic",
+        help="On CUDA: reproducible algorithms instead of cuDNN's fastest (the CPU always is).",
+    )
+
+
 @app.command("train")
 def train(
     dataset: str = typer.Option(
@@ -160,6 +177,8 @@ def train(
         min=1,
         help="CPU threads for torch (default: torch's; 1 on a busy machine).",
     ),
+    accelerator: str = accelerator_option("training"),
+    deterministic: bool = deterministic_option(),
     out: Path = typer.Option(..., "--out", help="Folder for the supernets and train.json."),
 ) -> None:
     """Train one once-for-all supernet per modality (sandwich rule, in-place distillation)."""
@@ -168,7 +187,9 @@ def train(
     from hnas_edge.train.progress import train_with_progress
 
     config = TrainConfig(epochs=epochs, seed=seed, limit=limit)
-    record = train_with_progress(dataset, out, config, console, data_dir, resume, threads)
+    record = train_with_progress(
+        dataset, out, config, console, data_dir, resume, threads, accelerator, deterministic
+    )
     print_training(console, record, out)
 
 
@@ -254,17 +275,25 @@ def search(
         1.0, "--task-cpus", callback=positive, help="CPUs per Ray task."
     ),
     task_gpus: float = typer.Option(
-        0.0, "--task-gpus", min=0, callback=finite, help="GPUs per Ray task."
+        0.0,
+        "--task-gpus",
+        min=0,
+        callback=finite,
+        help="GPUs per Ray task (e.g. 0.25: four tasks share one); a task computes on the GPU "
+        "Ray assigns it, on its CPUs without one.",
     ),
     threads: int = typer.Option(
         None, "--threads", min=1, help="CPU threads for torch in this process."
     ),
+    accelerator: str = accelerator_option("the search (and stage-2 workers)"),
+    deterministic: bool = deterministic_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted search in --out."),
     out: Path = typer.Option(..., "--out", help="Folder for the front, models, plots."),
 ) -> None:
     """Two-tier search: evolution over backbones, DARTS over fusion, costs from the LUT."""
     from dataclasses import replace
 
+    from hnas_edge.accelerator import resolve
     from hnas_edge.cluster import import_ray
     from hnas_edge.reporting import print_search
     from hnas_edge.search.config import SearchConfig, get_budget
@@ -305,11 +334,14 @@ def search(
     ray = RayOptions(ray_address or "local", task_cpus, task_gpus) if executor == "ray" else None
     if ray is not None:
         import_ray()  # one line naming the extra, before any work
+    resolve(accelerator)  # `cuda` without a GPU: one line, before any work
     claim_out(out, resume)  # before any work
     check_lut(lut, dataset, accounting)  # before training supernets for nothing
     check_data(dataset, data_dir)
-    folder = ensure_supernets(supernets, dataset, data_dir, out, console)
-    inputs = SearchInputs(folder, dataset, data_dir, lut, config, out)
+    folder = ensure_supernets(
+        supernets, dataset, data_dir, out, console, accelerator, deterministic
+    )
+    inputs = SearchInputs(folder, dataset, data_dir, lut, config, out, accelerator, deterministic)
     print_search(console, search_with_progress(inputs, console, workers, resume, ray), out)
 
 
@@ -389,12 +421,15 @@ def deploy(
 @app.command()
 def quickstart(
     out: Path = typer.Option(Path("hnas-quickstart"), "--out", help="Folder for every stage."),
+    accelerator: str = accelerator_option("training and search"),
+    deterministic: bool = deterministic_option(),
 ) -> None:
     """The whole pipeline on the bundled dataset and the cpu profile (15–20 min on 2 cores)."""
     from hnas_edge.quickstart import quickstart as run
     from hnas_edge.reporting import print_quickstart
 
-    print_quickstart(console, run(out, console), out)
+    record = run(out, console, accelerator=accelerator, deterministic=deterministic)
+    print_quickstart(console, record, out)
 
 
 lut_app = typer.Typer(

@@ -3,7 +3,9 @@
 profile → validate (calibrate) → train → search → export the most accurate and the fastest front
 models to ONNX → deploy-bench both and test them. Every stage leaves its output in ``OUT`` and is
 skipped when that output is complete, so a re-run (or a run after a kill) goes on where it was.
-``OUT/quickstart.json`` records the wall time of each stage and the summary.
+``OUT/quickstart.json`` records the wall time of each stage and the summary. Training and the
+search compute on ``accelerator`` (auto: CUDA when present); profiling, validation and deployment
+measure the cpu device profile whatever it is.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ class Budget:
 
 
 class Stages:
-    def __init__(self, out: Path, console: Console) -> None:
-        self.out, self.console = out, console
+    def __init__(self, out: Path, console: Console, accelerator: str = "cpu") -> None:
+        self.out, self.console, self.accelerator = out, console, accelerator
         self.record_path = out / "quickstart.json"
         self.record: dict[str, Any] = (
             read_json(self.record_path, what="quickstart record")
@@ -55,7 +57,8 @@ class Stages:
         self.save()
 
     def save(self) -> None:
-        self.record["provenance"] = provenance({"dataset": DATASET, "device": DEVICE})
+        settings = {"dataset": DATASET, "device": DEVICE, "accelerator": self.accelerator}
+        self.record["provenance"] = provenance(settings)
         atomic_write_json(self.record_path, self.record)
 
 
@@ -78,13 +81,23 @@ def _trained(folder: Path) -> bool:
     return path.exists() and len(read_json(path).get("modalities", {})) == 2
 
 
-def quickstart(out: Path, console: Console, budget: Budget | None = None) -> dict[str, Any]:
+def quickstart(
+    out: Path,
+    console: Console,
+    budget: Budget | None = None,
+    accelerator: str = "cpu",
+    deterministic: bool = False,
+) -> dict[str, Any]:
+    """Every stage in ``out``; training and search on ``accelerator`` (auto, cpu or cuda)."""
+    from hnas_edge.accelerator import describe, resolve
     from hnas_edge.profiling.device import DeviceProfile
 
+    device = resolve(accelerator)  # `cuda` without a GPU: one line, before any work
     budget = budget or Budget()
     claim_output(out, kind="folder", resume=True)  # a re-run goes on where the last one was
     out.mkdir(parents=True, exist_ok=True)
-    stages = Stages(out, console)
+    stages = Stages(out, console, describe(device, deterministic)["device"])
+    compute = (accelerator, deterministic)
     device = DeviceProfile.load(DEVICE)
     lut, supernets, result = out / "cpu.json", out / "supernets", out / "search"
     stages.run("profile", _lut_complete(lut), lambda: _profile(device, lut, console))
@@ -93,11 +106,11 @@ def quickstart(out: Path, console: Console, budget: Budget | None = None) -> dic
         _calibrated(lut),
         lambda: _validate(device, lut, budget.validate_samples, console),
     )
-    stages.run("train", _trained(supernets), lambda: _train(supernets, console))
+    stages.run("train", _trained(supernets), lambda: _train(supernets, console, *compute))
     stages.run(
         "search",
         (result / "front.json").exists(),
-        lambda: _search(lut, supernets, result, budget, console),
+        lambda: _search(lut, supernets, result, budget, console, *compute),
     )
     chosen = pick_models(read_json(result / "front.json"))
     exported = {role: out / "models" / f"{role}.onnx" for role in chosen}
@@ -139,14 +152,31 @@ def _validate(device: Any, lut: Path, samples: int, console: Console) -> None:
     print_validation(console, validate_with_progress(lut, device, SPACE, samples, 0, console), lut)
 
 
-def _train(folder: Path, console: Console) -> None:
+def _train(folder: Path, console: Console, accelerator: str, deterministic: bool) -> None:
     from hnas_edge.train.config import TrainConfig
     from hnas_edge.train.progress import train_with_progress
 
-    train_with_progress(DATASET, folder, TrainConfig(), console, resume=folder.exists(), threads=1)
+    train_with_progress(
+        DATASET,
+        folder,
+        TrainConfig(),
+        console,
+        resume=folder.exists(),
+        threads=1,
+        accelerator=accelerator,
+        deterministic=deterministic,
+    )
 
 
-def _search(lut: Path, supernets: Path, out: Path, budget: Budget, console: Console) -> None:
+def _search(
+    lut: Path,
+    supernets: Path,
+    out: Path,
+    budget: Budget,
+    console: Console,
+    accelerator: str,
+    deterministic: bool,
+) -> None:
     from hnas_edge.reporting import print_search
     from hnas_edge.search.config import SearchConfig
     from hnas_edge.search.darts import DartsConfig
@@ -159,7 +189,7 @@ def _search(lut: Path, supernets: Path, out: Path, budget: Budget, console: Cons
         darts=DartsConfig(epochs=budget.darts_epochs),
         finetune_epochs=budget.finetune_epochs,
     )
-    inputs = SearchInputs(supernets, DATASET, None, lut, config, out)
+    inputs = SearchInputs(supernets, DATASET, None, lut, config, out, accelerator, deterministic)
     # killed before its first checkpoint, the folder already holds settings.json
     print_search(console, search_with_progress(inputs, console, resume=out.exists()), out)
 

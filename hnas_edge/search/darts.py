@@ -200,7 +200,7 @@ def hardware_loss(
     net: RelaxedFusionNetwork, costs: OperatorCosts, config: DartsConfig
 ) -> torch.Tensor:
     """λ · (L̂_lat^b + L̂_energy^c); zero without a gradient when the hardware is off."""
-    total = torch.zeros(())
+    total = torch.zeros((), device=net.gamma[0].device)
     if not config.hardware:
         return total
     for table, exponent in ((costs.latency, config.b), (costs.energy, config.c)):
@@ -222,8 +222,9 @@ def architecture_loss(
     return task_loss(logits, labels, task) ** config.a + hardware_loss(net, costs, config)
 
 
-def _batches(n: int, size: int, generator: torch.Generator):
-    order = torch.randperm(n, generator=generator)
+def _batches(n: int, size: int, generator: torch.Generator, device: torch.device):
+    """Batch indices on ``device``, in an order drawn on the CPU (the same on every device)."""
+    order = torch.randperm(n, generator=generator).to(device)
     for start in range(0, n, size):
         yield order[start : start + size]
 
@@ -249,6 +250,8 @@ def search_fusion(
 ) -> tuple[Genotype, list[dict[str, float]]]:
     """Alternate weight steps (train split) and architecture steps (validation split); derive.
 
+    Every step runs on the device of ``supernet`` and the cached features (one device for all).
+
     Each backward pass computes the gradients of the parameters its step updates only: the
     architecture step needs no weight gradients (the costliest part of its backward pass) and
     the weight step no architecture gradients.
@@ -263,8 +266,8 @@ def search_fusion(
     history = []
     for epoch in range(config.epochs):
         supernet.train()
-        val_iter = _batches(len(val_y), config.batch_size, generator)
-        for index in _batches(len(train_y), config.batch_size, generator):
+        val_iter = _batches(len(val_y), config.batch_size, generator, val_y.device)
+        for index in _batches(len(train_y), config.batch_size, generator, train_y.device):
             w_opt.zero_grad(set_to_none=True)
             loss = task_loss(supernet([x[index] for x in train_x]), train_y[index], task)
             loss.backward(inputs=weights)
@@ -273,7 +276,7 @@ def search_fusion(
                 schedule.step()
             v_index = next(val_iter, None)
             if v_index is None:
-                val_iter = _batches(len(val_y), config.batch_size, generator)
+                val_iter = _batches(len(val_y), config.batch_size, generator, val_y.device)
                 v_index = next(val_iter)
             a_opt.zero_grad(set_to_none=True)
             logits = supernet([x[v_index] for x in val_x])

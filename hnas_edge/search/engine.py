@@ -30,7 +30,7 @@ import hashlib
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -431,12 +431,22 @@ def load_state(inputs: SearchInputs, resume: bool) -> SearchState:
     return state
 
 
+def task_accelerator(accelerator: str, ray: RayOptions) -> str:
+    """Where a Ray task computes: a task given GPUs (``--task-gpus``) uses the one Ray assigns
+    it (Ray sets its ``CUDA_VISIBLE_DEVICES``) as ``accelerator`` allows; a task given none
+    computes on its CPUs, since Ray hides every GPU from it."""
+    return accelerator if ray.task_gpus > 0 else "cpu"
+
+
 def make_executor(
     workers: int, inputs: SearchInputs, evaluator: Evaluator, ray: RayOptions | None = None
 ) -> Executor:
+    """Workers build their own evaluator, on the device ``inputs.accelerator`` names: several
+    local workers (``workers``) share this machine's GPU, each with its own CUDA context."""
     if ray is not None:
         # nodes may not see this machine's files: the supernets and LUT travel with the context
-        return RayPool(build_from_packed, (inputs, pack_inputs(inputs)), ray, evaluator.shares)
+        remote = replace(inputs, accelerator=task_accelerator(inputs.accelerator, ray))
+        return RayPool(build_from_packed, (remote, pack_inputs(remote)), ray, evaluator.shares)
     if workers < 1:
         raise HnasError(f"--workers {workers}: give at least 1")
     if workers == 1:

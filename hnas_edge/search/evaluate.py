@@ -12,11 +12,19 @@ weights (adapters, fusion network, head) come back with the result and the searc
 beside it, so that the front's models can be rebuilt exactly. A worker may take a backbone and
 its features from the driver (:meth:`Evaluator.adopt`) instead of computing them; the result is
 the same.
+
+Every evaluator computes on one device (``SearchInputs.accelerator``, resolved in its own
+process): the supernets, the split tensors, the extracted backbones and every cached candidate
+feature live there, and each DARTS and fine-tune step runs there. Networks are initialised on the
+CPU and moved, batch orders drawn on the CPU, so the CPU path is bit-identical whatever the
+accelerator code. What crosses processes (shared backbones, a candidate's fusion weights) travels
+as CPU tensors; on CUDA a candidate's record holds the peak GPU memory its stage 2 took.
 """
 
 from __future__ import annotations
 
 import atexit
+import copy
 import hashlib
 import json
 import shutil
@@ -32,6 +40,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from hnas_edge.accelerator import (
+    configure,
+    peak_memory_bytes,
+    reset_peak_memory,
+    resolve,
+    to_cpu,
+)
 from hnas_edge.data import load_dataset, metric_of
 from hnas_edge.profiling.cost import CostBreakdown, predict
 from hnas_edge.profiling.coverage import default_accounting
@@ -65,6 +80,8 @@ class SearchInputs:
     lut: Path
     config: SearchConfig
     out: Path
+    accelerator: str = "cpu"  # auto, cpu or cuda: resolved by each process that evaluates
+    deterministic: bool = False  # on CUDA: reproducible algorithms instead of the fastest
 
 
 @dataclass(frozen=True)
@@ -107,8 +124,10 @@ class Evaluator:
         self.inputs = inputs
         self.config = inputs.config
         self.mode = inputs.config.run_mode
+        self.device = resolve(inputs.accelerator)
+        configure(self.device, inputs.deterministic)
         self.preset = trained_preset(inputs.supernets)
-        self.supernets = load_supernets(inputs.supernets)
+        self.supernets = load_supernets(inputs.supernets, self.device)
         self.lut = Lut.load(inputs.lut)
         self.accounting = inputs.config.accounting or default_accounting(self.lut)
         self.op_costs = OperatorCosts.from_lut(self.lut, self.preset.fusion_C, self.preset.fusion_L)
@@ -117,14 +136,22 @@ class Evaluator:
         check_dataset_shapes(self.preset, self._splits["train"])
         self.task = self._splits["train"].task
         self.metric = metric_of(self.task)  # what every score below is
-        self.labels = {s: d.targets[: self.config.limit] for s, d in self._splits.items()}
+        self.labels = {
+            s: d.targets[: self.config.limit].to(self.device) for s, d in self._splits.items()
+        }
+        self._tensors: dict[tuple[str, str], torch.Tensor] = {}
         self._scorers: dict[str, SubnetScorer] = {}
         self._modules: OrderedDict[tuple[str, str], nn.Module] = OrderedDict()
         self._features: OrderedDict[tuple[str, str, str], list[torch.Tensor]] = OrderedDict()
         self._cache_size = feature_cache
 
     def tensors(self, modality: str, split: str) -> torch.Tensor:
-        return modality_tensors(self._splits[split], modality, self.config.limit)[0]
+        """One modality's inputs of ``split`` on this evaluator's device (gathered once)."""
+        key = (modality, split)
+        if key not in self._tensors:
+            x = modality_tensors(self._splits[split], modality, self.config.limit)[0]
+            self._tensors[key] = x.to(self.device)
+        return self._tensors[key]
 
     def fixed_config(self, modality: str) -> dict[str, Any]:
         """The hand-picked backbone of the ablation: the supernet's largest subnet."""
@@ -165,7 +192,7 @@ class Evaluator:
             if isinstance(net, OFASupernet):
                 net.set_active(config)
                 recalibrate_bn(net, self.tensors(modality, "train"), 64, self.config.bn_batches)
-                net = net.extract(config)
+                net = net.extract(config).to(self.device)
             self._modules[key] = net.eval()
             _trim(self._modules, self._cache_size)
         return self._modules[key]
@@ -201,30 +228,39 @@ class Evaluator:
         }
 
     def shared_backbone(self, modality: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """On the CPU whatever this evaluator's device: a worker may have another (or none)."""
+        module = self.backbone(modality, config)
+        if self.device.type != "cpu":
+            module = copy.deepcopy(module).cpu()
+        features = {s: self.backbone_features(modality, config, s) for s in STAGE2_SPLITS}
         return {
             "modality": modality,
             "config": dict(config),
-            "module": self.backbone(modality, config),
-            "features": {s: self.backbone_features(modality, config, s) for s in STAGE2_SPLITS},
+            "module": module,
+            "features": to_cpu(features),
         }
 
     def adopt(self, shared: Mapping[str, Mapping[str, Any]]) -> None:
         """Take backbones and features computed elsewhere instead of computing them here."""
         for value in shared.values():
             key = config_key(value["config"])
-            self._modules[(value["modality"], key)] = value["module"].eval()
+            self._modules[(value["modality"], key)] = value["module"].to(self.device).eval()
             _trim(self._modules, self._cache_size)
             for split, features in value["features"].items():
-                self._features[(value["modality"], key, split)] = features
+                self._features[(value["modality"], key, split)] = [
+                    f.to(self.device) for f in features
+                ]
                 _trim(self._features, self._cache_size * len(SPLITS))
 
     def network(self, arch: MultimodalArch) -> MultimodalNet:
         backbones = {m: self.backbone(m, arch.backbones[m]) for m in self.preset.modalities}
-        return MultimodalNet(self.preset, arch, backbones)
+        # adapters, fusion and head initialised on the CPU (the same on every device), then moved
+        return MultimodalNet(self.preset, arch, backbones).to(self.device)
 
     def fuse(self, job: FusionJob) -> dict[str, Any]:
         """Stage 2 of one candidate: its record, with its fusion weights under ``weights``."""
         start = time.perf_counter()
+        reset_peak_memory(self.device)
         individual = job.individual
         train = self.features(individual.backbones, "train")
         val = self.features(individual.backbones, "val")
@@ -239,7 +275,7 @@ class Evaluator:
                 darts = replace(darts, hw_weight=0.0)
             supernet = FusionSupernet.of(
                 self.preset, individual.cells, individual.nodes, darts.operators
-            )
+            ).to(self.device)
             genotype, history = search_fusion(
                 supernet,
                 (train, self.labels["train"]),
@@ -270,8 +306,9 @@ class Evaluator:
             net, {i: val[i] for i in net.used}, self.labels["val"], self.task
         )
         cost = predict(self.lut, arch_parts(self.preset, arch, self.accounting))
-        return {
-            "weights": fusion_state(net),  # the caller saves them: workers may be elsewhere
+        record = {
+            # the caller saves them: workers may be elsewhere, without this device
+            "weights": to_cpu(fusion_state(net)),
             "architecture": arch.to_dict(),
             "val_metric": val_metric,
             **cost_record(cost),
@@ -280,6 +317,14 @@ class Evaluator:
             "seconds": time.perf_counter() - start,
             "seconds_by_step": seconds,
         }
+        peak = peak_memory_bytes(self.device)
+        if peak is not None:  # this process's peak, its cached features included
+            record["gpu"] = {
+                "device": str(self.device),
+                "name": torch.cuda.get_device_name(self.device),
+                "peak_memory_mb": round(peak / 2**20, 1),
+            }
+        return record
 
     def fusion_epochs(self) -> int:
         """Epochs of the derived network's fine-tune. A fixed fusion has no DARTS to start from,

@@ -74,9 +74,16 @@ def check_inputs(inputs: SearchInputs) -> None:
 
 
 def ensure_supernets(
-    supernets: Path | None, dataset: str, data_dir: str | None, out: Path, console: Console
+    supernets: Path | None,
+    dataset: str,
+    data_dir: str | None,
+    out: Path,
+    console: Console,
+    accelerator: str = "cpu",
+    deterministic: bool = False,
 ) -> Path:
-    """The given folder, or supernets trained now into ``OUT/supernets`` (resumed if there)."""
+    """The given folder, or supernets trained now into ``OUT/supernets`` (resumed if there) on
+    ``accelerator``."""
     if supernets is not None:
         if not (supernets / "train.json").is_file():
             raise HnasError(f"{supernets} holds no trained supernets; run `hnas train` first")
@@ -86,7 +93,16 @@ def ensure_supernets(
     folder = out / "supernets"
     resume = folder.exists()
     console.print(f"no --supernets given: training them into {folder}")
-    train_with_progress(dataset, folder, TrainConfig(), console, data_dir, resume)
+    train_with_progress(
+        dataset,
+        folder,
+        TrainConfig(),
+        console,
+        data_dir,
+        resume,
+        accelerator=accelerator,
+        deterministic=deterministic,
+    )
     return folder
 
 

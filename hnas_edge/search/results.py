@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from hnas_edge.accelerator import describe
 from hnas_edge.io import atomic_write_json, atomic_write_text, provenance
 from hnas_edge.profiling.lut import Lut
 from hnas_edge.search.engine import Search, SearchState, multimodal_objectives
@@ -103,6 +104,8 @@ def write_results(runner: Search, state: SearchState) -> dict[str, Any]:
             }
         )
     unimodal = best_unimodal(runner, state)
+    # where this process (stage 1, and stage 2 unless other workers ran it) computed
+    accelerator = describe(evaluator.device, runner.inputs.deterministic)
     result = {
         "dataset": runner.inputs.dataset,
         "data_dir": runner.inputs.data_dir,
@@ -119,7 +122,8 @@ def write_results(runner: Search, state: SearchState) -> dict[str, Any]:
         "evaluated": {"stage1": len(state.records), "stage2": len(fused)},
         "seconds": state.seconds,
         "executor": runner.ran_on,
-        "provenance": provenance(runner.config.to_dict()),
+        "accelerator": accelerator,
+        "provenance": provenance({**runner.config.to_dict(), "accelerator": accelerator}),
     }
     atomic_write_json(out / "front.json", result)
     on_front = {m["id"] for m in models}

@@ -564,7 +564,8 @@ def operator_costs(network: RelaxedFusionNetwork, cost_of_op: Mapping[str, float
     missing = [op for op in network.operators if op not in cost_of_op]
     if missing:
         raise ConfigError(f"no cost for fusion operator(s) {missing}; the LUT must hold them")
-    return torch.tensor([float(cost_of_op[op]) for op in network.operators])
+    costs = [float(cost_of_op[op]) for op in network.operators]
+    return torch.tensor(costs, device=network.gamma[0].device)
 
 
 def expected_cost(network: RelaxedFusionNetwork, cost_of_op: Mapping[str, float]) -> torch.Tensor:

@@ -32,6 +32,14 @@ class ModalityData:
     val: tuple[torch.Tensor, torch.Tensor]
     task: str
 
+    def to(self, device: torch.device) -> ModalityData:
+        """The same tensors on ``device`` (themselves when they are there already)."""
+        return ModalityData(
+            (self.train[0].to(device), self.train[1].to(device)),
+            (self.val[0].to(device), self.val[1].to(device)),
+            self.task,
+        )
+
     @classmethod
     def of(
         cls,
@@ -49,8 +57,11 @@ class ModalityData:
 def batches(
     x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Shuffled with ``generator``, in order without it."""
+    """Shuffled with ``generator``, in order without it. The order is drawn on the CPU (the
+    generator's device) whatever device ``x`` is on, so every device sees the same batches."""
     order = torch.randperm(len(x), generator=generator) if generator is not None else None
+    if order is not None:
+        order = order.to(x.device)
     for start in range(0, len(x), batch_size):
         index = (
             order[start : start + batch_size]

@@ -1,4 +1,6 @@
-"""Checkpoints that load with ``torch.load(..., weights_only=True)``: tensors and plain types only.
+"""Checkpoints that load with ``torch.load(..., weights_only=True)``: tensors and plain types only,
+every tensor saved on the CPU (whatever device it was trained on), so that a checkpoint loads
+and exports on a machine without that device.
 
 Python's and torch's random states are stored as tensors/lists so that a resumed run draws the
 same subnets and batches as an uninterrupted one.
@@ -13,6 +15,7 @@ from typing import Any
 
 import torch
 
+from hnas_edge.accelerator import to_cpu
 from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_bytes
 
@@ -29,7 +32,7 @@ def set_python_rng_state(rng: random.Random, state: list[Any]) -> None:
 
 def save(path: Path, payload: dict[str, Any]) -> None:
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    torch.save(to_cpu(payload), buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 

@@ -41,10 +41,11 @@ def task_metric(
     net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, batch: int = 256
 ) -> float:
     """The task's metric (accuracy or weighted F1, :func:`hnas_edge.data.metrics.score`) of
-    ``net`` on a whole split: logits batch by batch, scored once."""
+    ``net`` on a whole split: logits batch by batch (on the device of ``net`` and ``x``), scored
+    once on the CPU."""
     net.eval()
     logits = torch.cat([net(xb) for xb, _ in batches(x, y, batch)])
-    return score(logits.numpy(), y.numpy(), task)
+    return score(logits.cpu().numpy(), y.cpu().numpy(), task)
 
 
 def subnet_metric(

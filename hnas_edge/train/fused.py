@@ -70,9 +70,11 @@ def fit_fusion(
 ) -> list[float]:
     """:func:`train_fusion` on features already computed (``features[i]``: candidate ``i``).
 
-    With ``val`` (features, targets), the weights kept are those of the epoch — the start
-    included — with the best validation metric: a few epochs at a fixed rate can overshoot, and
-    a network handed down from DARTS may already be better than after another epoch.
+    Features, labels and ``net`` are on one device, where every step runs; the batch order is
+    drawn on the CPU (the same on every device). With ``val`` (features, targets), the weights
+    kept are those of the epoch — the start included — with the best validation metric: a few
+    epochs at a fixed rate can overshoot, and a network handed down from DARTS may already be
+    better than after another epoch.
     """
     trainable = [*net.adapters.parameters(), *net.fusion.parameters(), *net.head.parameters()]
     optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=1e-4)
@@ -83,7 +85,7 @@ def fit_fusion(
     for _ in range(epochs):
         for module in modules:
             module.train()
-        order = torch.randperm(len(labels), generator=generator)
+        order = torch.randperm(len(labels), generator=generator).to(labels.device)
         losses = []
         for start in range(0, len(labels), batch_size):
             index = order[start : start + batch_size]
@@ -141,4 +143,4 @@ def metric_on_features(
     """:func:`fused_metric` on features already computed."""
     net.eval()
     logits = _logits(net, {i: features[i] for i in net.used})
-    return score(logits.numpy(), labels.numpy(), task)
+    return score(logits.cpu().numpy(), labels.cpu().numpy(), task)

@@ -4,9 +4,14 @@ epoch, resumable, early-stopped on the validation split.
 Output folder::
 
     OUT/train.json               settings, versions, the task's metric (``metric``: accuracy or
-                                 weighted_f1), per-modality history and final validation metrics
+                                 weighted_f1), per-modality history and final validation metrics,
+                                 the device each modality trained on (``accelerator``)
     OUT/<modality>/supernet.pt   the weights of the best epoch (weights_only-safe)
     OUT/<modality>/checkpoint.pt everything needed to resume (weights, optimiser, RNG states)
+
+Every step, batch-norm recalibration and validation runs on the device passed down (``device``,
+resolved from ``--accelerator``); networks are built and batches drawn on the CPU, so the CPU
+path is bit-identical whatever the accelerator code, and files hold CPU tensors.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hnas_edge.accelerator import configure, describe, resolve
 from hnas_edge.data import load_dataset, metric_of
 from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_json, provenance, read_json
@@ -54,7 +60,7 @@ def _epoch(
     rng: random.Random,
     epoch: int,
 ) -> float:
-    shuffle = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    shuffle = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # on the CPU, always
     losses = []
     for x, y in batches(*data.train, cfg.batch_size, shuffle):
         if isinstance(net, OFASupernet):
@@ -76,11 +82,15 @@ def train_modality(
     folder: Path,
     resume: bool,
     progress: Progress | None = None,
+    device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """Train one modality's network to completion (or early stop); returns its summary."""
+    """Train one modality's network to completion (or early stop) on ``device`` (default: the
+    CPU); returns its summary."""
+    device = device or torch.device("cpu")
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    net = build_network(space)
+    net = build_network(space).to(device)  # initialised on the CPU: the same on every device
+    data = data.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     rng = random.Random(cfg.seed)
@@ -93,6 +103,8 @@ def train_modality(
         scheduler.load_state_dict(saved["scheduler"])
         checkpoint.set_python_rng_state(rng, saved["rng_python"])
         torch.set_rng_state(saved["rng_torch"])
+        if device.type == "cuda" and "rng_cuda" in saved:
+            torch.cuda.set_rng_state(saved["rng_cuda"], device)
         state = saved["state"]
     max_config = net.max_config() if isinstance(net, OFASupernet) else {}
     if progress:
@@ -109,17 +121,17 @@ def train_modality(
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
-        checkpoint.save(
-            ckpt_path,
-            {
-                "model": net.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng_python": checkpoint.python_rng_state(rng),
-                "rng_torch": torch.get_rng_state(),
-                "state": state,
-            },
-        )
+        saved = {
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng_python": checkpoint.python_rng_state(rng),
+            "rng_torch": torch.get_rng_state(),
+            "state": state,
+        }
+        if device.type == "cuda":
+            saved["rng_cuda"] = torch.cuda.get_rng_state(device)
+        checkpoint.save(ckpt_path, saved)
         if progress:
             progress(modality, epoch + 1, cfg.epochs, {"loss": loss, "val_metric_max": val})
     net.load_state_dict(checkpoint.load(folder / "supernet.pt")["model"])
@@ -154,13 +166,19 @@ def train(
     resume: bool = False,
     progress: Progress | None = None,
     threads: int | None = None,
+    accelerator: str = "cpu",
+    deterministic: bool = False,
 ) -> dict[str, Any]:
     """Train every modality of ``dataset``'s search space; write ``OUT/train.json``.
 
     ``threads`` sets torch's intra-op threads for this process (None: torch's default); on a
-    busy shared machine one thread is often faster than several competing ones.
+    busy shared machine one thread is often faster than several competing ones. ``accelerator``
+    (auto, cpu or cuda) is where the networks train; ``deterministic`` asks CUDA for
+    reproducible algorithms instead of the fastest (see :mod:`hnas_edge.accelerator`).
     """
+    device = resolve(accelerator)  # before any work: `cuda` without a GPU is one line
     set_threads(threads)
+    configure(device, deterministic)
     preset = preset_for_dataset(dataset)
     record_path = out / "train.json"
     claim_output(out, kind="folder", resume=resume)
@@ -182,6 +200,7 @@ def train(
         "modalities": {},
     }
     record["threads_this_run"] = torch.get_num_threads()
+    record["accelerator_this_run"] = describe(device, deterministic)
     started = time.monotonic()
     splits = (
         load_dataset(dataset, data_dir, split="train"),
@@ -193,10 +212,15 @@ def train(
             continue
         data = ModalityData.of(*splits, modality, cfg.limit)
         t0 = time.monotonic()
-        summary = train_modality(modality, space, data, cfg, out / modality, resume, progress)
+        summary = train_modality(
+            modality, space, data, cfg, out / modality, resume, progress, device
+        )
         summary["wall_s"] = time.monotonic() - t0
+        summary["accelerator"] = describe(device, deterministic)
         record["modalities"][modality] = summary
-        record["provenance"] = provenance(record["settings"])
+        record["provenance"] = provenance(
+            {**record["settings"], "accelerator": record["accelerator_this_run"]}
+        )
         atomic_write_json(record_path, record)
     record["wall_s_this_run"] = time.monotonic() - started
     atomic_write_json(record_path, record)
@@ -221,8 +245,9 @@ def supernet_files(out: Path) -> list[Path]:
     ]
 
 
-def load_supernets(out: Path) -> dict[str, nn.Module]:
-    """The trained network of every modality (in eval mode), rebuilt from the recorded preset."""
+def load_supernets(out: Path, device: torch.device | None = None) -> dict[str, nn.Module]:
+    """The trained network of every modality (in eval mode, on ``device``: default the CPU),
+    rebuilt from the recorded preset."""
     preset = trained_preset(out)
     nets = {}
     for modality, space in preset.backbones:
@@ -232,5 +257,5 @@ def load_supernets(out: Path) -> dict[str, nn.Module]:
             net.load_state_dict(checkpoint.load(path)["model"])
         except (RuntimeError, KeyError):
             raise HnasError(f"{path} does not fit the {preset.name} space; retrain") from None
-        nets[modality] = net.eval()
+        nets[modality] = net.to(device or torch.device("cpu")).eval()
     return nets

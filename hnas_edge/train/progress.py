@@ -22,6 +22,8 @@ def train_with_progress(
     data_dir: str | None = None,
     resume: bool = False,
     threads: int | None = None,
+    accelerator: str = "cpu",
+    deterministic: bool = False,
 ) -> dict[str, Any]:
     """:func:`~hnas_edge.train.loop.train`, showing progress on ``console``."""
     from hnas_edge.reporting import progress_bar
@@ -41,4 +43,6 @@ def train_with_progress(
             )
             bar.update(tasks[modality], completed=epoch, figures=text)
 
-        return train(dataset, out, cfg, data_dir, resume, advance, threads)
+        return train(
+            dataset, out, cfg, data_dir, resume, advance, threads, accelerator, deterministic
+        )

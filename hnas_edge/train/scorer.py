@@ -18,15 +18,16 @@ class SubnetScorer:
     """Validation metric (the task's: accuracy or weighted F1) of subnets of one modality's trained
     supernet.
 
-    The modality's tensors are gathered once; every score recalibrates batch norm on the same
-    first ``bn_batches`` shuffled training batches, so a config always gets the same score.
+    The modality's tensors are gathered once, on the device of ``supernet``; every score
+    recalibrates batch norm on the same first ``bn_batches`` shuffled training batches, so a
+    config always gets the same score.
     """
 
     def __init__(
         self, supernet: nn.Module, data: ModalityData, bn_batches: int = 8, batch_size: int = 64
     ) -> None:
         self.supernet = supernet
-        self.data = data
+        self.data = data.to(next(supernet.parameters()).device)
         self.bn_batches = bn_batches
         self.batch_size = batch_size
         self.seconds = 0.0

@@ -23,11 +23,17 @@ from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.harmonic_import import import_tables, paper_key
 from hnas_edge.profiling.lut import Lut, identity, merge
-from hnas_edge.profiling.profiler import ProfileRequest, batched_shapes, measure_part, profile
+from hnas_edge.profiling.profiler import (
+    Bench,
+    ProfileRequest,
+    batched_shapes,
+    measure_part,
+    profile,
+)
 from hnas_edge.profiling.runtimes.base import Runtime
 from hnas_edge.profiling.runtimes.tensorrt import check_feed
 from hnas_edge.profiling.runtimes.timing import LatencyStats, Timing
-from hnas_edge.profiling.validate import measure_network
+from hnas_edge.profiling.validate import priced, time_network
 from hnas_edge.space.mmnn import random_arch
 from hnas_edge.space.presets import get_preset
 from hnas_edge.space.specs import FusionOpSpec, LinearSpec
@@ -194,7 +200,8 @@ def test_validate_measures_whole_networks_at_the_luts_batch(tmp_path):
     lut = Lut.load(full_lut(tmp_path / "b3.json", 3))
     arch = random_arch(PRESET, 0).to_dict()
     runtime = Recording()
-    measured = measure_network(lut, FAST, runtime, None, arch, seed=0)
+    bench = Bench(FAST, runtime, EnergyMeasurer.for_device(FAST))
+    measured = priced(lut, time_network(bench, arch, seed=0, batch=lut.batch))
     assert {shape[0] for shape in runtime.fed[0].values()} == {3}
     assert runtime.outputs == [(3, PRESET.n_classes)]
     assert measured.latency_sum_ms == pytest.approx(0.1 * measured.n_parts)
