@@ -291,7 +291,7 @@ def profile(request: ProfileRequest, on_progress: OnProgress | None = None) -> L
         # a LUT resumed from before the drift reference existed keeps its entries uncorrected
         use_drift = bool(queue) and ("drift" in lut.extra or not lut.entries)
         drift = DriftSession.open(request.device, "profile") if use_drift else DriftSession(None, 0)
-        networks = []
+        networks, measured = [], []
         with pinned(request.device.pin_core) as core:
             lut.extra["pinned_core"] = core
             try:
@@ -302,12 +302,13 @@ def profile(request: ProfileRequest, on_progress: OnProgress | None = None) -> L
                         networks.append(_time_network(bench, item, seed, request.batch))
                         continue
                     lut.entries[item.key] = measured_entry(bench, item, seed, request.batch)
-                    _correct(lut, drift)
+                    measured.append(item.key)
+                    _correct(lut, drift, measured)
                     lut.save(request.out)
                 drift.finish()
             finally:
                 drift.close()
-        _correct(lut, drift)
+        _correct(lut, drift, measured)
         lut.extra["load"]["after"] = machine_load()
         if networks:
             _calibrate(request, lut, bench, networks, drift, core)
@@ -372,19 +373,21 @@ def measured_entry(bench: Bench, spec: LayerSpec, seed: int, batch: int = 1) -> 
     return entry
 
 
-def _correct(lut: Lut, drift: DriftSession) -> None:
-    """Add this run's reference timings to the LUT's and correct every entry for them; the
-    baseline is the median of all of the LUT's profile timings (a resume's included)."""
+def _correct(lut: Lut, drift: DriftSession, keys: Sequence[str]) -> None:
+    """Add this run's reference timings to the LUT's and correct the entries it measured
+    (``keys``) for them. The baseline is the median of the first run's timings: a resume
+    corrects what it measures to the speed the LUT already holds, and leaves what an earlier
+    run measured as it was written."""
     if not drift.times:
         return
     record = lut.extra.get("drift") or drift_record([], None)
     earlier = [ReferenceTime.from_dict(t) for t in record["times"]]
     earlier = [t for t in earlier if t not in drift.times]
-    times = earlier + drift.times
-    baseline = baseline_of(times)
-    correct_entries(lut.entries, times, baseline)
+    baseline = record.get("baseline_ms") if earlier else None
+    baseline = baseline or baseline_of(drift.times)
+    correct_entries({key: lut.entries[key] for key in keys}, drift.times, baseline)
     lut.extra["drift"] = {
-        **drift_record(times, baseline),
+        **drift_record(earlier + drift.times, baseline),
         "every": drift.every,
         "formula": "corrected = raw × baseline_ms / r(t), r linear between reference timings",
     }

@@ -261,9 +261,17 @@ def _metric(
     errors = {
         name: fidelity(p, held_measured).mean_abs_rel_error for name, p in predictions.items()
     }
-    # the simpler model unless the other beats it clearly (the transfer's rule between groupings)
+    # the simpler model unless the other beats it clearly (the transfer's rule between groupings);
+    # a plain slope a <= 0 (networks that do not grow with their sums) is no calibration at all
+    valid = fitted["plain"].a > 0
+    if not valid and "per_kind" not in fitted:
+        raise HnasError(
+            f"the networks measured do not follow the LUT's sums (calibration slope a = "
+            f"{fitted['plain'].a:.3g}); nothing written: measure again on a quieter machine "
+            "or with more --samples"
+        )
     chosen = "plain"
-    if errors.get("per_kind", np.inf) * SIMPLER_WITHIN < errors["plain"]:
+    if not valid or errors.get("per_kind", np.inf) * SIMPLER_WITHIN < errors["plain"]:
         chosen = "per_kind"
     return MetricReport(
         calibration=fitted[chosen],

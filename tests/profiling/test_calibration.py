@@ -101,3 +101,12 @@ def test_a_malformed_per_kind_calibration_is_refused_in_one_line(change, message
     with pytest.raises(HnasError, match=message) as error:
         check_lut_dict(data, "cpu.json")
     assert "\n" not in str(error.value)
+
+
+def test_a_plain_fit_with_a_slope_of_zero_or_less_is_never_stored():
+    rows, sums, n_parts = networks(16, seed=4)
+    measured = 2.0 - 0.5 * sums  # networks that get faster as their parts get dearer: noise
+    report = _metric(sums, n_parts, measured, rows)
+    assert report.chosen == "per_kind"  # non-negative scales: always a valid calibration
+    with pytest.raises(HnasError, match=r"do not follow the LUT's sums .*nothing written"):
+        _metric(sums, n_parts, measured)  # energy: no per-kind model to fall back on
