@@ -101,6 +101,13 @@ def profile(
         "--ray-address",
         help="Measure on the boards of this Ray cluster that offer device:NAME (docs/jetson.md).",
     ),
+    validate: int = typer.Option(
+        0,
+        "--validate",
+        min=0,
+        help="Also measure N whole networks, shuffled among the parts, and calibrate (as "
+        "`hnas lut validate --samples N`).",
+    ),
 ) -> None:
     """Measure the latency and energy of every part a space can need on this device (or on a
     fleet of such devices joined in a Ray cluster). One process writes a LUT at a time: a
@@ -118,15 +125,22 @@ def profile(
         limit=limit,
         seed=seed,
         force=force,
+        validate=validate,
         batch=batch,
     )
     if ray_address is None:
         lut = profile_with_progress(request, console)
+    elif validate:
+        raise HnasError("--validate runs on one machine; drop it with --ray-address")
     else:
         from hnas_edge.profiling.fleet import FleetSettings, profile_fleet_with_progress
 
         lut = profile_fleet_with_progress(request, FleetSettings(ray_address), console)
     console.print(f"wrote {request.out}: {len(lut)} entries")
+    if validate:
+        from hnas_edge.reporting import print_interleaved
+
+        print_interleaved(console, lut.extra["validation"])
 
 
 def accelerator_option(what: str) -> Any:

@@ -117,13 +117,41 @@ def print_lut_summary(console: Console, summary: LutSummary, path: Path) -> None
         for warning in transfer.get("warnings") or []:
             console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if summary.calibration:
+        from hnas_edge.profiling.lut import Calibration
+
         for metric, cal in summary.calibration.items():
             console.print(
-                f"calibration {metric}: a={cal['a']:.4f} c={cal['c']:.5f} b={cal['b']:.4f} "
-                f"(fitted on {cal['fitted_on']} networks)"
+                f"{calibration_text(Calibration.from_dict(cal), metric)}", highlight=False
             )
     else:
         console.print("calibration: none yet (run `hnas lut validate` to fit one)")
+
+
+def print_interleaved(console: Console, validation: dict[str, Any]) -> None:
+    """``hnas profile --validate``: the calibration fitted on the networks measured among the
+    parts, in one line."""
+    latency = validation["latency"]
+    held = latency["held_out_after"]
+    errors = ", ".join(
+        f"{name} {error:.1%}" for name, error in latency["held_out_error_by_calibration"].items()
+    )
+    console.print(
+        f"{validation['n']} whole networks measured among the parts; after calibration "
+        f"({latency['calibration_chosen']}; held-out mean error {errors}): "
+        f"{held['within_10pct']:.0%} of the held-out ones within ±10%, Spearman "
+        f"{held['spearman']:.3f}, mean error {held['mean_abs_rel_error']:.1%}",
+        highlight=False,
+    )
+
+
+def calibration_text(cal: Any, metric: str = "latency") -> str:
+    """One line: the plain model's a, c, b, or the per-kind model's scales, c and b."""
+    if cal.grouping is None:
+        model = f"a={cal.a:.4f} c={cal.c:.5f} b={cal.b:.4f}"
+    else:
+        scales = " ".join(f"{g}×{v:.3f}" for g, v in cal.scales.items())
+        model = f"per part kind ({cal.grouping}: {scales}) c={cal.c:.5f} b={cal.b:.4f}"
+    return f"calibration {metric}: {model} (fitted on {cal.fitted_on} networks)"
 
 
 def _span(low: int, high: int) -> str:
@@ -234,11 +262,30 @@ def print_validation(console: Console, report: ValidationReport, path: Path) -> 
     if report.energy is not None:
         _fidelity_row(table, "energy", report.energy)
     console.print(table)
-    cal = report.latency.calibration
-    console.print(
-        f"latency calibration a={cal.a:.4f} c={cal.c:.5f} ms/part b={cal.b:.4f} ms, "
-        f"written to {path}"
-    )
+    console.print(f"{calibration_text(report.latency.calibration)}, written to {path}")
+    if len(report.latency.candidates) > 1:
+        errors = ", ".join(
+            f"{name} {error:.1%}" for name, error in report.latency.candidates.items()
+        )
+        console.print(
+            f"held-out mean error by calibration: {errors}; kept {report.latency.chosen}",
+            highlight=False,
+        )
+    if report.drift:
+        factors = report.drift.get("factors") or [1.0]
+        console.print(
+            f"drift reference timed {len(report.drift.get('times', []))}×; networks corrected "
+            f"to the LUT's speed by ×{min(factors):.3f}–×{max(factors):.3f}"
+            + (
+                ""
+                if report.drift.get("baseline_from") == "lut"
+                else " (the LUT has no reference: this validation's median speed)"
+            )
+            + (
+                f"; measured on core {report.pinned_core}" if report.pinned_core is not None else ""
+            ),
+            highlight=False,
+        )
     if report.energy is None:
         console.print("energy: estimated from latency here, so it follows the same calibration")
     for line in load_warnings(report.load):
@@ -476,6 +523,20 @@ def print_bench(console: Console, report: Any, device: str) -> None:
             f"predicted for {report.predicted_for}: {report.predicted_latency_ms:.4f} ms "
             f"({_relative(report.latency_error)} measured vs predicted), energy "
             f"{report.predicted_energy_mj or 0:.4f} mJ ({_relative(report.energy_error)})"
+        )
+    if report.speed is not None:
+        now = report.predicted_now_ms
+        tail = (
+            ""
+            if now is None
+            else f"; predicted at today's speed {now:.4f} ms "
+            f"({_relative(report.latency_median_ms / now - 1)} measured vs that)"
+        )
+        console.print(
+            f"this machine runs at {report.speed:.2f}× the speed it had when the LUT was made "
+            f"(drift reference {report.reference_ms:.4f} ms now, "
+            f"{report.reference_baseline_ms:.4f} ms then){tail}",
+            highlight=False,
         )
 
 

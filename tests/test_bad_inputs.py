@@ -138,6 +138,8 @@ DEVICE_TOMLS = [
     ('runtime = "tflite"', "runtime = 'tflite'"),
     ("timing = 3", "timing = 3"),
     ("colour = 1", "unknown field colour"),
+    ("reference_every = -1", "reference_every = -1"),
+    ('pin_core = "yes"', "pin_core = 'yes'"),
 ]
 
 
@@ -280,6 +282,7 @@ FLAGS = [
     (["search", "--lut", "x.json", "--darts-epochs", "-1"], "--darts-epochs"),
     (["profile", "--device", "cpu", "--limit", "0"], "--limit"),
     (["profile", "--device", "cpu", "--seed", "-1"], "--seed"),
+    (["profile", "--device", "cpu", "--validate", "-1"], "--validate"),
     (["profile", "--device", "cpu", "--batch", "0"], "--batch"),
     (["lut", "compare", "a.json", "b.json", "--space", "avmnist", "--samples", "0"], "--samples"),
 ]
@@ -297,6 +300,12 @@ def test_validate_refuses_fewer_networks_than_a_held_out_fit_needs(tmp_path):
     lut = full_lut(tmp_path / "cpu.json")
     refused(tmp_path, "lut", "validate", lut, "--device", "cpu", "--samples", "4",
             says="--samples 4 is too few for a held-out fit: give at least 8")  # fmt: skip
+
+
+def test_profile_validate_refuses_too_few_networks_before_measuring(tmp_path):
+    refused(tmp_path, "profile", "--device", "cpu", "--validate", "3", "--out",
+            tmp_path / "o.json", says="--validate 3 is too few for a held-out fit")  # fmt: skip
+    assert not (tmp_path / "o.json").exists()
 
 
 def test_deploy_refuses_a_bench_of_fewer_than_two_runs(tmp_path, model):

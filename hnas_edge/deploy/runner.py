@@ -24,7 +24,9 @@ from hnas_edge.errors import HnasError
 from hnas_edge.export.artifact import sidecar_path
 from hnas_edge.io import read_json
 from hnas_edge.profiling.device import DeviceProfile
+from hnas_edge.profiling.drift import DriftReference
 from hnas_edge.profiling.energy import EnergyMeasurer
+from hnas_edge.profiling.pinning import pinned
 from hnas_edge.profiling.runtimes import Runtime, get_runtime
 from hnas_edge.space.shapes import check_input_shapes
 from hnas_edge.space.specs import shape_text
@@ -93,8 +95,11 @@ def check_sidecar(sidecar: Any, f: Fields) -> None:
     predicted = f.optional_obj(sidecar.get("predicted"), "predicted")
     f.optional_number(predicted.get("latency_ms"), "predicted.latency_ms", gt=0)
     f.optional_number(predicted.get("energy_mj"), "predicted.energy_mj", ge=0)
-    f.optional_text(f.optional_obj(sidecar.get("searched_for"), "searched_for").get("device"),
-                    "searched_for.device")  # fmt: skip
+    searched_for = f.optional_obj(sidecar.get("searched_for"), "searched_for")
+    f.optional_text(searched_for.get("device"), "searched_for.device")
+    reference = f.optional_obj(searched_for.get("reference"), "searched_for.reference")
+    f.optional_text(reference.get("network"), "searched_for.reference.network")
+    f.optional_number(reference.get("baseline_ms"), "searched_for.reference.baseline_ms", gt=0)
     metrics = f.optional_obj(sidecar.get("search_metrics"), "search_metrics")
     f.optional_number(metrics.get("test_metric"), "search_metrics.test_metric", ge=0, le=1)
 
@@ -200,6 +205,24 @@ class BenchReport:
     predicted_energy_mj: float | None
     predicted_for: str | None
     batch: int = 1  # samples per timed call; latency and energy are per batch, as predicted
+    #: the drift reference now (mean of a timing before and after the model's) and when the
+    #: LUT was profiled (the sidecar's ``searched_for.reference``); None where either is unknown
+    reference_ms: float | None = None
+    reference_baseline_ms: float | None = None
+
+    @property
+    def speed(self) -> float | None:
+        """How fast this machine runs now relative to when the LUT was made (1.3: 30% faster)."""
+        if not self.reference_ms or not self.reference_baseline_ms:
+            return None
+        return self.reference_baseline_ms / self.reference_ms
+
+    @property
+    def predicted_now_ms(self) -> float | None:
+        """The prediction at today's speed: predicted × reference now / reference then."""
+        if self.speed is None or not self.predicted_latency_ms:
+            return None
+        return self.predicted_latency_ms / self.speed
 
     @property
     def latency_error(self) -> float | None:
@@ -219,6 +242,8 @@ class BenchReport:
             **self.__dict__,
             "latency_error": self.latency_error,
             "energy_error": self.energy_error,
+            "speed_vs_lut": self.speed,
+            "predicted_now_ms": self.predicted_now_ms,
         }
 
 
@@ -233,7 +258,17 @@ def bench(deployed: Deployed, device: DeviceProfile, iterations: int) -> BenchRe
     inputs = example_inputs(deployed.sidecar)
     check_inputs(deployed.sidecar, inputs)
     settings = replace(device.timing, min_iters=iterations)
-    timing = deployed.runtime.time(inputs, settings)
+    reference = _reference_of(deployed.sidecar, device)
+    with pinned(device.pin_core):
+        try:
+            if reference is not None:
+                reference.time()
+            timing = deployed.runtime.time(inputs, settings)
+            if reference is not None:
+                reference.time()
+        finally:
+            if reference is not None:
+                reference.close()
     latency = float(timing.stats.median)
     runtime = deployed.runtime.name
     if runtime == device.runtime:
@@ -255,8 +290,31 @@ def bench(deployed: Deployed, device: DeviceProfile, iterations: int) -> BenchRe
         predicted_latency_ms=predicted.get("latency_ms"),
         predicted_energy_mj=predicted.get("energy_mj"),
         predicted_for=(deployed.sidecar.get("searched_for") or {}).get("device"),
+        reference_ms=(
+            float(np.mean([r.latency_ms for r in reference.times])) if reference else None
+        ),
+        reference_baseline_ms=_searched_reference(deployed.sidecar),
         batch=sidecar_batch(deployed.sidecar),
     )
+
+
+def _searched_reference(sidecar: dict[str, Any]) -> float | None:
+    """The drift reference's latency when the LUT was profiled, where the sidecar records it
+    for the reference network this version times."""
+    from hnas_edge.profiling.drift import REFERENCE
+
+    reference = (sidecar.get("searched_for") or {}).get("reference") or {}
+    if reference.get("network") != REFERENCE:
+        return None
+    return reference.get("baseline_ms")
+
+
+def _reference_of(sidecar: dict[str, Any], device: DeviceProfile) -> DriftReference | None:
+    """The drift reference to time beside the model (with the device profile's runtime, as
+    the LUT's was), or None where the sidecar has no reference figure to compare with."""
+    if _searched_reference(sidecar) is None:
+        return None
+    return DriftReference(device, "deploy")
 
 
 def evaluate_split(

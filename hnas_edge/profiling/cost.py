@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling.lut import Lut
+from hnas_edge.profiling.transfer import fine_group
 from hnas_edge.space.specs import LayerSpec
 
 Parts = Sequence[tuple[str, LayerSpec]]
@@ -41,6 +42,14 @@ class CostBreakdown:
         return len(self.parts)
 
 
+def group_sums(groups: Sequence[str], values: Sequence[float]) -> dict[str, float]:
+    """Part costs summed per group (the columns of a per-kind calibration)."""
+    sums: dict[str, float] = {}
+    for group, value in zip(groups, values, strict=True):
+        sums[group] = sums.get(group, 0.0) + value
+    return sums
+
+
 def require_keys(lut: Lut, keys: Sequence[str], what: str = "this architecture") -> None:
     missing = lut.missing(dict.fromkeys(keys))
     if missing:
@@ -63,8 +72,11 @@ def predict(lut: Lut, parts: Parts, energy_kind: str = "total") -> CostBreakdown
     energy_sum = None if any(e is None for e in energies) else sum(energies)  # type: ignore[arg-type]
     lat_cal = lut.calibration_for("latency")
     energy_cal = lut.calibration_for("energy")
-    latency = lat_cal.apply(latency_sum, len(costs))
-    energy = None if energy_sum is None else energy_cal.apply(energy_sum, len(costs))
+    groups = [fine_group(spec) for _, spec in parts]
+    latency = lat_cal.apply_groups(group_sums(groups, [c.latency_ms for c in costs]), len(costs))
+    energy = None
+    if energy_sum is not None:
+        energy = energy_cal.apply_groups(group_sums(groups, energies), len(costs))  # type: ignore[arg-type]
     if energy_sum is not None and lut.is_estimated_energy() and latency_sum:
         # an estimate is nominal power × time: it follows the latency calibration exactly
         energy = energy_sum * latency / latency_sum

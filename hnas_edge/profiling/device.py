@@ -28,6 +28,7 @@ _FIX = "fix the device TOML; shipped ones are in hnas_edge/device_profiles/"
 #: Bounds of a device profile's numbers: a typo must not write a LUT `hnas lut show` refuses.
 MAX_THREADS = 1024
 MAX_POWER_W = 10_000.0
+MAX_REFERENCE_EVERY = 100_000
 
 
 def check_device(data: dict[str, Any], f: Fields) -> None:
@@ -45,6 +46,8 @@ def check_device(data: dict[str, Any], f: Fields) -> None:
     f.optional_text(data["power_mode"], "power_mode")
     f.flag(data["lock_clocks"], "lock_clocks")
     f.flag(data["cuda_graphs"], "cuda_graphs")
+    f.flag(data["pin_core"], "pin_core")
+    f.integer(data["reference_every"], "reference_every", ge=0, le=MAX_REFERENCE_EVERY)
     if "timing" in data:
         timing = data["timing"]
         check_timing(timing if isinstance(timing, dict) else asdict(timing), f)
@@ -61,6 +64,10 @@ class DeviceProfile:
     power_mode: str | None = None
     lock_clocks: bool = False
     cuda_graphs: bool = False
+    #: measure on one core (profile, validate, transfer, deploy --bench), where the OS allows
+    pin_core: bool = True
+    #: time the drift reference every this many measurements (0: never; docs/luts.md)
+    reference_every: int = 8
     timing: TimingSettings = field(default_factory=TimingSettings)
 
     def __post_init__(self) -> None:
@@ -98,6 +105,13 @@ class DeviceProfile:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def with_defaults(cls, recorded: dict[str, Any]) -> dict[str, Any]:
+        """A recorded profile (a LUT's ``device.profile``) with the fields it predates at their
+        defaults, so that a LUT made before a field existed compares equal to today's."""
+        defaults = {x.name: x.default for x in fields(cls) if x.default is not MISSING}
+        return {**{k: v for k, v in defaults.items() if k not in recorded}, **recorded}
 
     def timing_dict(self) -> dict[str, Any]:
         return self.timing.to_dict()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,33 +31,66 @@ DEFAULT_BATCH = 1
 
 @dataclass(frozen=True)
 class Calibration:
-    """Maps a sum of part costs onto a whole-network cost: ``a·sum + c·n_parts + b``.
+    """Maps a network's part costs onto a whole-network cost.
 
-    The ``c·n_parts`` term absorbs the fixed per-call overhead that every separately measured part
-    carries and a whole network pays only once (~8–9 µs per onnxruntime call on a 2-core CPU).
+    Plain (``grouping`` None): ``a·sum + c·n_parts + b``. The ``c·n_parts`` term absorbs the
+    fixed per-call overhead that every separately measured part carries and a whole network pays
+    only once (~8–9 µs per onnxruntime call on a 2-core CPU).
+
+    Per part kind (``grouping`` ``"kind"`` or ``"fine"``, :mod:`hnas_edge.profiling.transfer`'s
+    groupings): ``Σ_g scales[g]·sum_g + c·n_parts + b``, one scale per group of parts (``a`` is
+    unused and stays 1). ``hnas lut validate`` stores it where it predicts the held-out networks
+    better than the plain one; the entries stay as measured.
     """
 
     a: float = 1.0
     b: float = 0.0
     c: float = 0.0
     fitted_on: int = 0
+    grouping: str | None = None
+    scales: dict[str, float] = field(default_factory=dict)
 
     def apply(self, total: float, n_parts: int) -> float:
+        """The plain model on a raw sum (a per-kind model needs :meth:`apply_groups`)."""
         return self.a * total + self.c * n_parts + self.b
+
+    def apply_groups(self, sums: Mapping[str, float], n_parts: int) -> float:
+        """The cost of a network from its part costs summed per fine group
+        (:func:`hnas_edge.profiling.transfer.fine_group`): either model."""
+        if self.grouping is None:
+            return self.apply(sum(sums.values()), n_parts)
+        from hnas_edge.profiling.transfer import group_of
+
+        total = sum(self.scales.get(group_of(g, self.grouping), 0.0) * v for g, v in sums.items())
+        return total + self.c * n_parts + self.b
+
+    def scaled(self, factor: float) -> Calibration:
+        """The same model in another unit (ms → mJ at a nominal power): offsets times
+        ``factor``, slopes unchanged."""
+        return Calibration(
+            self.a, self.b * factor, self.c * factor, self.fitted_on, self.grouping, self.scales
+        )
 
     @property
     def is_identity(self) -> bool:
         return self.fitted_on == 0
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"a": self.a, "b": self.b, "c": self.c, "fitted_on": self.fitted_on}
+        if self.grouping is not None:
+            data.update(grouping=self.grouping, scales=dict(self.scales))
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
-        return cls(**{k: data[k] for k in ("a", "b", "c", "fitted_on") if k in data})
+        keys = ("a", "b", "c", "fitted_on", "grouping")
+        fields_ = {k: data[k] for k in keys if k in data}
+        return cls(**fields_, scales=dict(data.get("scales") or {}))
 
 
 CALIBRATED = ("latency", "energy")
+#: Groupings a per-kind calibration may use (those of :mod:`hnas_edge.profiling.transfer`).
+CALIBRATION_GROUPINGS = ("kind", "fine")
 ORIGINS = ("measured", "imported", "transferred")
 _FIX = "re-create it with `hnas profile` or fix the file"
 
@@ -93,6 +126,10 @@ def check_lut_dict(data: Any, path: str | Path) -> None:
     f.each(nodes, "device.nodes", lambda node, where: _check_node(f, node, where))
     for key in ("settings", "provenance", "validation", "load", "transfer"):
         f.optional_obj(data.get(key), key)
+    drift = f.optional_obj(data.get("drift"), "drift")
+    f.optional_number(drift.get("baseline_ms"), "drift.baseline_ms", gt=0)
+    if data.get("pinned_core") is not None:
+        f.integer(data["pinned_core"], "pinned_core", ge=0)
     batch = f.optional_obj(data.get("settings"), "settings").get("batch")
     if batch is not None:
         f.integer(batch, "settings.batch", ge=1)
@@ -105,14 +142,30 @@ def check_lut_dict(data: Any, path: str | Path) -> None:
     for metric, fit in calibration.items():
         where = f"calibration.{metric}"
         f.choice(metric, "calibration", CALIBRATED)
-        f.known(f.obj(fit, where), ("a", "b", "c", "fitted_on"), where)
+        f.known(f.obj(fit, where), ("a", "b", "c", "fitted_on", "grouping", "scales"), where)
         f.number(fit.get("a", 1.0), f"{where}.a", gt=0)
         f.number(fit.get("b", 0.0), f"{where}.b")
         f.number(fit.get("c", 0.0), f"{where}.c")
         f.integer(fit.get("fitted_on", 0), f"{where}.fitted_on", ge=0)
+        _check_grouped(f, fit, where)
     entries = f.obj(f.get(data, "entries", "entries", "an object of key → entry"), "entries")
     for key, entry in entries.items():
         _check_entry(f, key, entry)
+
+
+def _check_grouped(f: Fields, fit: Mapping[str, Any], where: str) -> None:
+    """A per-kind calibration: a known grouping with one finite scale ≥ 0 per group, or
+    neither (the plain model)."""
+    grouping, scales = fit.get("grouping"), fit.get("scales")
+    if grouping is None and scales is None:
+        return
+    if grouping is None:
+        raise f.missing(f"{where}.grouping", f"one of {', '.join(CALIBRATION_GROUPINGS)}")
+    f.choice(grouping, f"{where}.grouping", CALIBRATION_GROUPINGS)
+    if scales is None:
+        raise f.missing(f"{where}.scales", "an object of group → scale")
+    for group, scale in f.obj(scales, f"{where}.scales").items():
+        f.number(scale, f"{where}.scales[{group!r}]", ge=0)
 
 
 def _check_node(f: Fields, node: Any, where: str) -> None:
@@ -140,6 +193,8 @@ def _check_entry(f: Fields, key: str, entry: Any) -> None:
         f.optional_number(latency.get(stat), f"{where}.latency_ms.{stat}", ge=0)
     if latency.get("n") is not None:
         f.integer(latency["n"], f"{where}.latency_ms.n", ge=1)
+    drift = f.optional_obj(entry.get("drift"), f"{where}.drift")
+    f.optional_number(drift.get("factor"), f"{where}.drift.factor", gt=0)
     energy = entry.get("energy_mj")
     if energy is not None:
         energy = f.obj(energy, f"{where}.energy_mj")

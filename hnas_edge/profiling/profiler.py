@@ -11,7 +11,9 @@ many samples, and the LUT records it (``settings.batch``); figures are per call,
 
 from __future__ import annotations
 
+import random
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -25,8 +27,16 @@ from hnas_edge.errors import ConfigError, HnasError
 from hnas_edge.io import provenance
 from hnas_edge.outputs import lut_output
 from hnas_edge.profiling.device import DeviceProfile
+from hnas_edge.profiling.drift import (
+    DriftSession,
+    ReferenceTime,
+    baseline_of,
+    correct_entries,
+    drift_record,
+)
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.lut import Lut, target
+from hnas_edge.profiling.pinning import pinned
 from hnas_edge.profiling.runtimes import Runtime, get_runtime
 from hnas_edge.profiling.state import device_state, load_warnings, machine_load
 from hnas_edge.space.presets import get_preset
@@ -75,6 +85,8 @@ class ProfileRequest:
     seed: int = 0
     force: bool = False  # replace an existing ``out`` (start over) instead of refusing it
     batch: int = 1
+    #: whole networks measured in one shuffled queue with the parts, then calibrated (0: none)
+    validate: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
@@ -240,7 +252,8 @@ def open_lut(request: ProfileRequest, new: Callable[[], Lut]) -> Lut:
                 "resume it with the same --device or write to another --out"
             )
         # entries measured with other threads, timing or power must not join the old header
-        changed = differences(lut.device.get("profile") or {}, request.device.to_dict())
+        recorded = DeviceProfile.with_defaults(lut.device.get("profile") or {})
+        changed = differences(recorded, request.device.to_dict())
         if changed:
             raise HnasError(
                 f"{out} was profiled with other device settings ({'; '.join(changed)}); "
@@ -263,24 +276,124 @@ OnProgress = Callable[[int, int, LayerSpec], None]
 def profile(request: ProfileRequest, on_progress: OnProgress | None = None) -> Lut:
     """Measure every pending spec and checkpoint the LUT after each one, holding the LUT's
     writers' lock throughout (a second profile of the same ``out`` is refused); the machine's
-    load before and after is recorded in the LUT (``load``)."""
+    load before and after is recorded in the LUT (``load``). With ``request.validate`` N,
+    N whole networks are measured in the same shuffled queue and calibrate the LUT."""
+    archs = validation_archs(request)
     with request.writing():
         bench = Bench.open(request.device)
         lut = open_lut(request, lambda: new_lut(request, bench.host_info()))
         lut.extra["load"] = {"before": machine_load()}
         todo = pending_specs(request, lut)
         lut.save(request.out)
-        for done, spec in enumerate(_with_progress(todo, on_progress)):
-            lut.entries[spec.key] = bench.measure(spec, request.seed + done, request.batch)
-            lut.save(request.out)
+        queue: list[LayerSpec | dict[str, Any]] = [*todo, *archs]
+        if archs:  # one shuffled queue: a slow spell hits parts and networks alike
+            random.Random(request.seed).shuffle(queue)
+        # a LUT resumed from before the drift reference existed keeps its entries uncorrected
+        use_drift = bool(queue) and ("drift" in lut.extra or not lut.entries)
+        drift = DriftSession.open(request.device, "profile") if use_drift else DriftSession(None, 0)
+        networks, measured = [], []
+        with pinned(request.device.pin_core) as core:
+            lut.extra["pinned_core"] = core
+            try:
+                for done, item in enumerate(_with_progress(queue, on_progress)):
+                    drift.tick()
+                    seed = request.seed + done
+                    if isinstance(item, dict):
+                        networks.append(_time_network(bench, item, seed, request.batch))
+                        continue
+                    lut.entries[item.key] = measured_entry(bench, item, seed, request.batch)
+                    measured.append(item.key)
+                    _correct(lut, drift, measured)
+                    lut.save(request.out)
+                drift.finish()
+            finally:
+                drift.close()
+        _correct(lut, drift, measured)
         lut.extra["load"]["after"] = machine_load()
+        if networks:
+            _calibrate(request, lut, bench, networks, drift, core)
         lut.save(request.out)
     return lut
 
 
-def _with_progress(
-    specs: Sequence[LayerSpec], on_progress: OnProgress | None
-) -> Iterator[LayerSpec]:
+def validation_archs(request: ProfileRequest) -> list[dict[str, Any]]:
+    """The networks ``--validate N`` measures: those `hnas lut validate --samples N` would."""
+    if not request.validate:
+        return []
+    from hnas_edge.profiling.validate import MIN_SAMPLES, sample_archs
+
+    if request.shard.count > 1 or request.limit is not None:
+        raise HnasError(
+            "--validate needs every part of the space in this LUT; drop --shard and --limit, "
+            "or run `hnas lut validate` once the LUT is complete"
+        )
+    if request.validate < MIN_SAMPLES:
+        raise HnasError(
+            f"--validate {request.validate} is too few for a held-out fit: give at least "
+            f"{MIN_SAMPLES} networks, or 0 to profile only"
+        )
+    return sample_archs(request.space, request.validate, request.seed)
+
+
+def _time_network(bench: Bench, arch: dict[str, Any], seed: int, batch: int) -> Any:
+    from hnas_edge.profiling.validate import time_network
+
+    return time_network(bench, arch, seed, batch)
+
+
+def _calibrate(
+    request: ProfileRequest,
+    lut: Lut,
+    bench: Bench,
+    networks: list[Any],
+    drift: DriftSession,
+    core: int | None,
+) -> None:
+    """``--validate``: the networks measured among the parts calibrate the LUT, as `hnas lut
+    validate` would (the report is stored in ``validation``, ``interleaved`` true)."""
+    from hnas_edge.profiling.validate import calibrate
+
+    load = {"before": lut.extra["load"]["before"]}
+    report = calibrate(lut, bench, networks, drift.times, load, core)
+    lut.extra["validation"] = {
+        "space": request.space,
+        "seed": request.seed,
+        "interleaved": True,
+        **report.to_dict(),
+    }
+
+
+def measured_entry(bench: Bench, spec: LayerSpec, seed: int, batch: int = 1) -> dict[str, Any]:
+    """One part measured, its raw figures kept and the moment it was measured recorded, for the
+    drift correction (:func:`hnas_edge.profiling.drift.correct_entries`)."""
+    start = time.time()
+    entry = bench.measure(spec, seed, batch)
+    entry["raw"] = {"latency_ms": entry["latency_ms"], "energy_mj": entry.get("energy_mj")}
+    entry["drift"] = {"at": (start + time.time()) / 2, "factor": 1.0}
+    return entry
+
+
+def _correct(lut: Lut, drift: DriftSession, keys: Sequence[str]) -> None:
+    """Add this run's reference timings to the LUT's and correct the entries it measured
+    (``keys``) for them. The baseline is the median of the first run's timings: a resume
+    corrects what it measures to the speed the LUT already holds, and leaves what an earlier
+    run measured as it was written."""
+    if not drift.times:
+        return
+    record = lut.extra.get("drift") or drift_record([], None)
+    earlier = [ReferenceTime.from_dict(t) for t in record["times"]]
+    earlier = [t for t in earlier if t not in drift.times]
+    baseline = record.get("baseline_ms") if earlier else None
+    baseline = baseline or baseline_of(drift.times)
+    correct_entries({key: lut.entries[key] for key in keys}, drift.times, baseline)
+    lut.extra["drift"] = {
+        **drift_record(earlier + drift.times, baseline),
+        "every": drift.every,
+        "formula": "corrected = raw × baseline_ms / r(t), r linear between reference timings",
+    }
+
+
+def _with_progress(specs: Sequence[Any], on_progress: OnProgress | None) -> Iterator[Any]:
     for i, spec in enumerate(specs):
         if on_progress:
             on_progress(i, len(specs), spec)
@@ -299,8 +412,9 @@ def profile_with_progress(
     with progress_bar(console, "part", deferred=True) as bar:
         task = bar.add_task(f"profiling {request.space}", total=None, part="")
 
-        def advance(done: int, total: int, spec: LayerSpec) -> None:
-            bar.update(task, completed=done, total=total, part=spec.key[:60])
+        def advance(done: int, total: int, spec: LayerSpec | dict[str, Any]) -> None:
+            what = "whole network (--validate)" if isinstance(spec, dict) else spec.key[:60]
+            bar.update(task, completed=done, total=total, part=what)
 
         lut = run(request, advance)
         bar.update(task, completed=bar.tasks[0].total or 0, part="done")

@@ -37,7 +37,11 @@ from hnas_edge.train import checkpoint
 
 
 def lut_identity(path: Path, lut: Lut, accounting: str) -> dict[str, Any]:
-    return {
+    """The LUT a search priced with; ``reference``: the drift reference's speed when it was
+    profiled, which `hnas deploy --bench` compares today's with."""
+    from hnas_edge.profiling.drift import REFERENCE, lut_baseline
+
+    record: dict[str, Any] = {
         "path": str(path),
         "device": lut.device.get("name"),
         "runtime": lut.device.get("runtime"),
@@ -46,6 +50,10 @@ def lut_identity(path: Path, lut: Lut, accounting: str) -> dict[str, Any]:
         "calibrated": not lut.calibration_for("latency").is_identity,
         "energy_is_estimate": lut.is_estimated_energy(),
     }
+    baseline = lut_baseline(lut.extra.get("drift"))
+    if baseline is not None:
+        record["reference"] = {"network": REFERENCE, "baseline_ms": baseline}
+    return record
 
 
 def save_model(out: Path, record: dict[str, Any], net: torch.nn.Module) -> Path:
