@@ -175,6 +175,17 @@ def tiny(mode="sb-sf-hw", seed=0):
     )
 
 
+def hnas(*args: object) -> subprocess.CompletedProcess:
+    """Run the real console entry point, as a user would; wait for it to end."""
+    return subprocess.run(
+        [sys.executable, "-c", "from hnas_edge.cli import main; main()", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
 def fast_device(min_time_s: float = 0.0) -> str:
     """A cpu device profile (onnxruntime, 1 thread, estimated energy) whose timing takes a few
     iterations per part: fast enough for tests, slow enough with ``min_time_s`` to interrupt."""

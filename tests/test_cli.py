@@ -1,28 +1,13 @@
 """The command line: version, help, and one-line errors with exit code 2."""
 
-import os
-import subprocess
-import sys
-
 import pytest
-from conftest import MULTIBENCH_AUDIO, write_avmnist_npy
+from conftest import MULTIBENCH_AUDIO, hnas, write_avmnist_npy
 from typer.testing import CliRunner
 
 from hnas_edge import __version__
 from hnas_edge.profiling.lut import Lut
 
 runner = CliRunner()
-
-
-def hnas(*args: str) -> subprocess.CompletedProcess:
-    """Run the real console entry point, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-c", "from hnas_edge.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def small_lut(path, name="cpu", keys=("conv|x=1",)):

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import MULTIBENCH_AUDIO, read_front, write_avmnist_npy
+from conftest import MULTIBENCH_AUDIO, hnas, read_front, write_avmnist_npy
 from rich.console import Console
 
 from hnas_edge.deploy.runner import bench, evaluate_split, open_artifact, predict_file
@@ -25,16 +23,6 @@ from hnas_edge.reporting import print_split
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = DeviceProfile.load("cpu")
-
-
-def hnas(*args):
-    return subprocess.run(
-        [sys.executable, "-c", "from hnas_edge.cli import main; main()", *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ another batch."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import fast_device, hnas
 
 from hnas_edge.errors import HnasError
 from hnas_edge.io import tomllib
@@ -38,32 +36,10 @@ from hnas_edge.space.mmnn import random_arch
 from hnas_edge.space.presets import get_preset
 from hnas_edge.space.specs import FusionOpSpec, LinearSpec
 
-FAST_DEVICE = """
-name = "cpu"
-runtime = "onnxruntime"
-threads = 1
-meter = "estimate"
-nominal_power_w = 10.0
-[timing]
-warmup_s = 0.0
-min_iters = 5
-min_time_s = 0.0
-max_cv = 10.0
-retries = 0
-"""
+FAST_DEVICE = fast_device()
 FAST = DeviceProfile.from_dict(tomllib.loads(FAST_DEVICE), "fast")
 PRESET = get_preset("avmnist")
 HEADER = {"name": "cpu", "runtime": "onnxruntime", "precision": "fp32"}
-
-
-def hnas(*args: Any) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from hnas_edge.cli import main; main()", *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def full_lut(path: Path, batch: int | None, latency: float = 0.1) -> Path:
