@@ -607,15 +607,21 @@ def test_validate_says_plainly_when_fidelity_after_calibration_is_low(tmp_path):
     from hnas_edge.profiling.validate import MetricReport, ValidationReport
     from hnas_edge.reporting import print_validation
 
-    def report(within_10):
+    def report(within_10, others_cpu_share=0.0):
         fit = Fidelity(4, within_10, within_10, 0.5, 0.2)
-        return ValidationReport((), MetricReport(Calibration(), fit, fit), None)
+        load = {"before": {"others_cpu_share": others_cpu_share, "cpus": 2}}
+        return ValidationReport((), MetricReport(Calibration(), fit, fit), None, load)
 
     console = Console(record=True, width=300)
-    print_validation(console, report(0.5), tmp_path / "cpu.json")
+    print_validation(console, report(0.5, others_cpu_share=0.6), tmp_path / "cpu.json")
     text = console.export_text()
     assert "after calibration 50% of the held-out networks are within ±10%" in text
     assert "(below 90%)" in text and "re-measure on an idle machine" in text
+    console = Console(record=True, width=300)  # idle: load is not the cause, so no such advice
+    print_validation(console, report(0.5), tmp_path / "cpu.json")
+    text = console.export_text()
+    assert "fidelity is low" in text and "re-measure on an idle machine" not in text
+    assert "the machine was not busy" in text
     console = Console(record=True, width=300)
     print_validation(console, report(0.95), tmp_path / "cpu.json")
     assert "fidelity is low" not in console.export_text()
