@@ -59,10 +59,10 @@ class Calibration:
         (:func:`hnas_edge.profiling.transfer.fine_group`): either model."""
         if self.grouping is None:
             return self.apply(sum(sums.values()), n_parts)
-        from hnas_edge.profiling.transfer import group_of
+        from hnas_edge.profiling.transfer import TransferModel
 
-        total = sum(self.scales.get(group_of(g, self.grouping), 0.0) * v for g, v in sums.items())
-        return total + self.c * n_parts + self.b
+        model = TransferModel(self.grouping, dict(self.scales), self.c, self.b, self.fitted_on)
+        return model.predict(sums, n_parts)
 
     def scaled(self, factor: float) -> Calibration:
         """The same model in another unit (ms → mJ at a nominal power): offsets times
