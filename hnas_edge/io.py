@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import sys
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -136,3 +138,13 @@ def provenance(settings: dict[str, Any] | None = None) -> dict[str, Any]:
         "versions": versions(),
         "settings": settings or {},
     }
+
+
+def file_digest(paths: Iterable[str | Path]) -> str:
+    """The sha256 (hex) of the files' contents, in the order given, read in 1 MiB blocks."""
+    sha = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+    return sha.hexdigest()

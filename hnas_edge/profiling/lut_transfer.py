@@ -24,7 +24,6 @@ like the others; the LUT lists them (``transfer.unpriced``).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from hnas_edge.errors import HnasError
-from hnas_edge.io import provenance
+from hnas_edge.io import file_digest, provenance
 from hnas_edge.outputs import claim_output, lut_output
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.fidelity import Fidelity, fidelity
@@ -143,7 +142,7 @@ def source_identity(lut: Lut, path: Path) -> dict[str, Any]:
         origin = "transferred" if "transfer" in lut.extra else "measured"
     return {
         "path": str(path),
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "sha256": file_digest([path]),
         "device": lut.device.get("name"),
         "runtime": lut.device.get("runtime"),
         "precision": lut.device.get("precision"),

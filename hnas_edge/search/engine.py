@@ -26,7 +26,6 @@ seeded by its id, so a resumed search ends with the same front as an uninterrupt
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections.abc import Mapping
@@ -39,7 +38,7 @@ import numpy as np
 from hnas_edge.checks import shown
 from hnas_edge.data.metrics import LABELS
 from hnas_edge.errors import HnasError
-from hnas_edge.io import atomic_write_json, provenance, read_json
+from hnas_edge.io import atomic_write_json, file_digest, provenance, read_json
 from hnas_edge.outputs import claim_output
 from hnas_edge.search.config import Mode, SearchConfig
 from hnas_edge.search.evaluate import (
@@ -347,22 +346,13 @@ class Search:
         atomic_write_json(self.inputs.out / STATE_FILE, self.state.to_dict(self.config))
 
 
-def _digest(paths: list[Path]) -> str:
-    sha = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                sha.update(block)
-    return sha.hexdigest()[:16]
-
-
 def input_record(inputs: SearchInputs) -> dict[str, Any]:
     """What a search reads, by content (LUT, supernets) and by name (dataset, its folder)."""
     return {
-        "lut": {"path": str(inputs.lut), "sha256": _digest([Path(inputs.lut)])},
+        "lut": {"path": str(inputs.lut), "sha256": file_digest([inputs.lut])[:16]},
         "supernets": {
             "path": str(inputs.supernets),
-            "sha256": _digest(supernet_files(Path(inputs.supernets))),
+            "sha256": file_digest(supernet_files(Path(inputs.supernets)))[:16],
         },
         "dataset": inputs.dataset,
         "data_dir": str(Path(inputs.data_dir).resolve()) if inputs.data_dir else None,
