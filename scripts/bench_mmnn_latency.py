@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hnas_edge.export.onnx import export_onnx
+from hnas_edge.backend.onnx import export_onnx
 from hnas_edge.space.fusion import CellGene, Genotype, NodeGene
 from hnas_edge.space.mmnn import MultimodalArch, build_fresh
 from hnas_edge.space.presets import get_preset

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from hnas_edge.backend import Runtime, get_runtime
 from hnas_edge.checks import Fields, shown
 from hnas_edge.data.metrics import METRICS
 from hnas_edge.errors import HnasError
@@ -27,7 +28,6 @@ from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.drift import DriftReference
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.pinning import pinned
-from hnas_edge.profiling.runtimes import Runtime, get_runtime
 from hnas_edge.space.shapes import check_input_shapes
 from hnas_edge.space.specs import shape_text
 

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from hnas_edge.backend.onnx import OPSET, export_onnx, onnx_parity, run_onnx
 from hnas_edge.data import load_dataset
 from hnas_edge.data.base import MultimodalDataset
 from hnas_edge.errors import ConfigError, HnasError
-from hnas_edge.export.onnx import OPSET, export_onnx, onnx_parity, run_onnx
 from hnas_edge.export.searched import SearchedModel
 from hnas_edge.io import atomic_write_bytes, atomic_write_json, provenance
 from hnas_edge.outputs import claim_output

@@ -22,7 +22,7 @@ def entropy_calibrator(
     """An ``IInt8EntropyCalibrator2`` feeding ``batches`` (one dict of ``batch_size`` rows per
     step, the engine's batch) from device memory; the calibration table is kept in ``cache``
     and reused when present."""
-    from hnas_edge.profiling.runtimes.tensorrt import _check, check_feed
+    from hnas_edge.backend.tensorrt import _check, check_feed
 
     class Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
@@ -70,7 +70,7 @@ def build_plan(
 ) -> bytes:
     """A plan of ``onnx_path``, whose inputs carry the batch (``batch`` rows per calibration
     step)."""
-    from hnas_edge.profiling.runtimes.tensorrt import TensorRTRuntime
+    from hnas_edge.backend.tensorrt import TensorRTRuntime
 
     runtime = TensorRTRuntime(precision=precision)
     try:
@@ -86,7 +86,7 @@ def build_plan(
 
 def run_plan(plan: bytes, batches: Sequence[Batch]) -> list[list[np.ndarray]]:
     """The plan's outputs for each batch (the engine deserialised once for all of them)."""
-    from hnas_edge.profiling.runtimes.tensorrt import TensorRTRuntime
+    from hnas_edge.backend.tensorrt import TensorRTRuntime
 
     runtime = TensorRTRuntime()
     try:

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hnas_edge.backend import Runtime, get_runtime
 from hnas_edge.profiling.device import DeviceProfile
-from hnas_edge.profiling.runtimes import Runtime, get_runtime
 
 #: Name and version of the reference network; change it whenever :func:`reference_module` does.
 REFERENCE = "tiny-conv-28/2"

@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hnas_edge.backend.base import Inputs, Runtime
 from hnas_edge.profiling.meters import PowerMeter, open_meter
 from hnas_edge.profiling.meters.integrate import per_inference
-from hnas_edge.profiling.runtimes.base import Inputs, Runtime
 
 IDLE_WINDOW_S = 2.0
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from hnas_edge.backend import Runtime, get_runtime
 from hnas_edge.checks import differences
 from hnas_edge.errors import ConfigError, HnasError
 from hnas_edge.io import provenance
@@ -37,7 +38,6 @@ from hnas_edge.profiling.drift import (
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.lut import Lut, target
 from hnas_edge.profiling.pinning import pinned
-from hnas_edge.profiling.runtimes import Runtime, get_runtime
 from hnas_edge.profiling.state import device_state, load_warnings, machine_load
 from hnas_edge.space.presets import get_preset
 from hnas_edge.space.specs import LayerSpec
@@ -118,7 +118,7 @@ def load_part(
         return {name: tensor.numpy() for name, tensor in example.items()}
     import onnx
 
-    from hnas_edge.export.onnx import export_onnx
+    from hnas_edge.backend.onnx import export_onnx
 
     path = export_onnx(module, example, workdir / "model.onnx")
     runtime.load(path)

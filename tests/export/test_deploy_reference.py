@@ -8,13 +8,13 @@ import io
 import pytest
 from rich.console import Console
 
+from hnas_edge.backend import get_runtime
+from hnas_edge.backend.onnx import export_onnx
 from hnas_edge.checks import Fields
 from hnas_edge.deploy.runner import BenchReport, Deployed, bench, check_sidecar
 from hnas_edge.errors import HnasError
-from hnas_edge.export.onnx import export_onnx
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.drift import REFERENCE, reference_module
-from hnas_edge.profiling.runtimes import get_runtime
 from hnas_edge.reporting import print_bench
 
 FAST = DeviceProfile.from_dict(

@@ -14,6 +14,9 @@ import pytest
 import torch
 from conftest import fast_device, hnas
 
+from hnas_edge.backend.base import Runtime
+from hnas_edge.backend.tensorrt import check_feed
+from hnas_edge.backend.timing import LatencyStats, Timing
 from hnas_edge.errors import HnasError
 from hnas_edge.io import tomllib
 from hnas_edge.profiling.compare import compare_luts
@@ -28,9 +31,6 @@ from hnas_edge.profiling.profiler import (
     measure_part,
     profile,
 )
-from hnas_edge.profiling.runtimes.base import Runtime
-from hnas_edge.profiling.runtimes.tensorrt import check_feed
-from hnas_edge.profiling.runtimes.timing import LatencyStats, Timing
 from hnas_edge.profiling.validate import priced, time_network
 from hnas_edge.space.mmnn import random_arch
 from hnas_edge.space.presets import get_preset

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hnas_edge.backend.base import Runtime
+from hnas_edge.backend.timing import LatencyStats, Timing, TimingSettings
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling import drift as drift_module
 from hnas_edge.profiling import profiler as profiler_module
@@ -24,8 +26,6 @@ from hnas_edge.profiling.drift import (
 from hnas_edge.profiling.lut import Lut
 from hnas_edge.profiling.pinning import pinned
 from hnas_edge.profiling.profiler import ProfileRequest, profile
-from hnas_edge.profiling.runtimes.base import Runtime
-from hnas_edge.profiling.runtimes.timing import LatencyStats, Timing, TimingSettings
 
 
 class Clock:

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from hnas_edge.backend.base import Inputs, Runtime
 from hnas_edge.errors import HnasError, MissingLibraryError
-from hnas_edge.profiling.runtimes.base import Inputs, Runtime
 
 
 class OnnxRuntime(Runtime):

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from hnas_edge.backend import get_runtime
+from hnas_edge.backend.onnx import export_onnx
+from hnas_edge.backend.tensorrt import api_for_version, precision_flags, workspace_setter
+from hnas_edge.backend.timing import TimingSettings
 from hnas_edge.errors import ConfigError, HnasError, MissingLibraryError
-from hnas_edge.export.onnx import export_onnx
-from hnas_edge.profiling.runtimes import get_runtime
-from hnas_edge.profiling.runtimes.tensorrt import api_for_version, precision_flags, workspace_setter
-from hnas_edge.profiling.runtimes.timing import TimingSettings
 
 FAST = TimingSettings(warmup_s=0, min_iters=5, min_time_s=0, max_cv=10, retries=0)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from hnas_edge.profiling.runtimes.timing import Timing, TimingSettings, time_callable
+from hnas_edge.backend.timing import Timing, TimingSettings, time_callable
 
 Inputs = Mapping[str, np.ndarray]
 

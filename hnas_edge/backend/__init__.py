@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from hnas_edge.backend.base import Runtime
 from hnas_edge.errors import ConfigError
-from hnas_edge.profiling.runtimes.base import Runtime
 
 RUNTIMES = {
-    "onnxruntime": ("hnas_edge.profiling.runtimes.onnxruntime", "OnnxRuntime"),
-    "torch": ("hnas_edge.profiling.runtimes.torch_runtime", "TorchRuntime"),
-    "tensorrt": ("hnas_edge.profiling.runtimes.tensorrt", "TensorRTRuntime"),
+    "onnxruntime": ("hnas_edge.backend.onnxruntime", "OnnxRuntime"),
+    "torch": ("hnas_edge.backend.torch_runtime", "TorchRuntime"),
+    "tensorrt": ("hnas_edge.backend.tensorrt", "TensorRTRuntime"),
 }
 
 

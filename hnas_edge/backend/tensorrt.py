@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from hnas_edge.backend.base import Inputs, Runtime
+from hnas_edge.backend.timing import LatencyStats, Timing, TimingSettings, time_callable
 from hnas_edge.errors import HnasError, MissingLibraryError
 from hnas_edge.io import atomic_write_bytes
-from hnas_edge.profiling.runtimes.base import Inputs, Runtime
-from hnas_edge.profiling.runtimes.timing import LatencyStats, Timing, TimingSettings, time_callable
 
 WORKSPACE_BYTES = 1 << 30
 

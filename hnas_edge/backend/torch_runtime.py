@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from hnas_edge.backend.base import Inputs, Runtime
+from hnas_edge.backend.timing import LatencyStats, Timing, TimingSettings, time_callable
 from hnas_edge.errors import HnasError
-from hnas_edge.profiling.runtimes.base import Inputs, Runtime
-from hnas_edge.profiling.runtimes.timing import LatencyStats, Timing, TimingSettings, time_callable
 
 
 class TorchRuntime(Runtime):
