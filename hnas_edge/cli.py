@@ -401,8 +401,7 @@ def deploy(
     from hnas_edge.reporting import print_bench, print_split
 
     profile = DeviceProfile.load(device)
-    deployed = open_artifact(path, profile)
-    try:
+    with open_artifact(path, profile) as deployed:
         if bench is None and input is None and split is None:
             bench = 300
         if bench is not None:
@@ -414,8 +413,6 @@ def deploy(
             if warning:
                 err_console.print(warning, markup=False, highlight=False)
             console.print(" ".join(str(p) for p in predicted.tolist()))
-    finally:
-        deployed.close()
 
 
 @app.command()

@@ -210,12 +210,9 @@ def _deploy(paths: dict[str, Path], device: Any, budget: Budget, out: Path) -> d
 
     summary = {}
     for role, path in paths.items():
-        deployed = open_artifact(path, device)
-        try:
+        with open_artifact(path, device) as deployed:
             report = bench(deployed, device, budget.bench_iterations)
             test = evaluate_split(deployed, "test")
-        finally:
-            deployed.close()
         summary[role] = {
             "artifact": str(path.relative_to(out)),
             "model_id": deployed.sidecar["model_id"],

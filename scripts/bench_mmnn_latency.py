@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hnas_edge.export.onnx import export_onnx
+from hnas_edge.backend.onnx import export_onnx
+from hnas_edge.backend.onnxruntime import ort_session
 from hnas_edge.space.fusion import CellGene, Genotype, NodeGene
 from hnas_edge.space.mmnn import MultimodalArch, build_fresh
 from hnas_edge.space.presets import get_preset
@@ -68,11 +69,8 @@ def main() -> None:
     else:
         net = build_fresh(get_preset("avmnist"), largest_arch()).eval()
     inputs = net.example_inputs()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(net, inputs, Path(tmp) / "largest.onnx")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort_session(export_onnx(net, inputs, Path(tmp) / "largest.onnx"), threads=1)
     feed = {k: v.numpy() for k, v in inputs.items()}
     with torch.no_grad():
         torch_ms = median_ms(lambda: net(*inputs.values()), args.runs, args.warmup)

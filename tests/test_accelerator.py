@@ -171,11 +171,8 @@ def test_the_front_of_a_search_on_any_device_exports_and_deploys_with_parity(sea
     model = read_front(out)["models"][0]
     report = export_model(load_searched(out / model["id"]), "onnx", tmp_path / "m.onnx")
     assert report.max_abs_diff <= 1e-4
-    deployed = open_artifact(report.path, DeviceProfile.load("cpu"))
-    try:
+    with open_artifact(report.path, DeviceProfile.load("cpu")) as deployed:
         score = evaluate_split(deployed, "test", limit=read_front(out)["samples_limit"])
-    finally:
-        deployed.close()
     # the search scored on `device`, the deployment on onnxruntime's CPU: the same predictions
     assert score["value"] == pytest.approx(model["test_metric"], abs=1e-3)
 

@@ -471,7 +471,7 @@ SIDECAR = {
 @pytest.fixture
 def model(tmp_path):
     """A two-input ONNX model (image 1×28×28, audio 1×20×20) with a valid sidecar."""
-    from hnas_edge.export.onnx import export_onnx
+    from hnas_edge.backend.onnx import export_onnx
 
     example = {"image": torch.zeros(1, 1, 28, 28), "audio": torch.zeros(1, 1, 20, 20)}
     path = export_onnx(TwoInputs(), example, tmp_path / "m.onnx")

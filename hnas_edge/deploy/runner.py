@@ -12,12 +12,14 @@ for that batch too; a fixed-batch graph is fed whole batches of that size.
 from __future__ import annotations
 
 import zipfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hnas_edge.backend import Closing, Runtime, Source, get_runtime
 from hnas_edge.checks import Fields, shown
 from hnas_edge.data.metrics import METRICS
 from hnas_edge.errors import HnasError
@@ -27,7 +29,6 @@ from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.drift import DriftReference
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.pinning import pinned
-from hnas_edge.profiling.runtimes import Runtime, get_runtime
 from hnas_edge.space.shapes import check_input_shapes
 from hnas_edge.space.specs import shape_text
 
@@ -35,7 +36,9 @@ Arrays = dict[str, np.ndarray]
 
 
 @dataclass
-class Deployed:
+class Deployed(Closing):
+    """An artifact loaded in its runtime (``with open_artifact(...) as deployed:`` releases it)."""
+
     path: Path
     sidecar: dict[str, Any]
     runtime: Runtime
@@ -139,6 +142,11 @@ def runtime_name(path: Path, device: DeviceProfile) -> str:
     raise HnasError(f"{path}: give a .onnx, .ort or .plan file made by `hnas export`")
 
 
+def artifact_source(path: Path) -> Source:
+    """What an artifact is, by the suffix `hnas export` gave it (.ort is onnxruntime's ONNX)."""
+    return Source.PLAN if path.suffix == ".plan" else Source.ONNX
+
+
 def open_artifact(path: Path, device: DeviceProfile) -> Deployed:
     path = Path(path)
     if not path.is_file():
@@ -146,7 +154,7 @@ def open_artifact(path: Path, device: DeviceProfile) -> Deployed:
     sidecar = read_sidecar(path)
     name = runtime_name(path, device)
     runtime = get_runtime(name, **device.runtime_options())
-    runtime.load(path)
+    runtime.load(artifact_source(path), path)
     check_graph(path, sidecar, runtime)
     fixed = name == "tensorrt" or sidecar["inputs"][0]["shape"][0] != "batch"
     return Deployed(path, sidecar, runtime, sidecar_batch(sidecar) if fixed else None)
@@ -259,24 +267,17 @@ def bench(deployed: Deployed, device: DeviceProfile, iterations: int) -> BenchRe
     check_inputs(deployed.sidecar, inputs)
     settings = replace(device.timing, min_iters=iterations)
     reference = _reference_of(deployed.sidecar, device)
-    with pinned(device.pin_core):
-        try:
-            if reference is not None:
-                reference.time()
-            timing = deployed.runtime.time(inputs, settings)
-            if reference is not None:
-                reference.time()
-        finally:
-            if reference is not None:
-                reference.close()
+    with pinned(device.pin_core), reference or nullcontext():
+        if reference is not None:
+            reference.time()
+        timing = deployed.runtime.time(inputs, settings)
+        if reference is not None:
+            reference.time()
     latency = float(timing.stats.median)
     runtime = deployed.runtime.name
     if runtime == device.runtime:
-        measurer = EnergyMeasurer.for_device(device)
-        try:
+        with EnergyMeasurer.for_device(device) as measurer:
             reading = measurer.of_runtime(deployed.runtime, inputs, latency)
-        finally:
-            measurer.close()
     else:  # e.g. an .onnx under the gpu profile runs on onnxruntime's CPU provider
         reading = {"source": f"not measured: ran on {runtime}, not the profile's {device.runtime}"}
     predicted = deployed.sidecar.get("predicted", {})

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from hnas_edge.backend.onnx import OPSET, export_onnx, onnx_parity, run_onnx
+from hnas_edge.backend.onnxruntime import ort_session
 from hnas_edge.data import load_dataset
 from hnas_edge.data.base import MultimodalDataset
 from hnas_edge.errors import ConfigError, HnasError
-from hnas_edge.export.onnx import OPSET, export_onnx, onnx_parity, run_onnx
 from hnas_edge.export.searched import SearchedModel
 from hnas_edge.io import atomic_write_bytes, atomic_write_json, provenance
 from hnas_edge.outputs import claim_output
@@ -216,13 +217,7 @@ def _write_ort(onnx_path: Path, target: Path) -> Path:
     loaded, and without them it ran 4.7× slower than the plain ONNX here (0.30 vs 0.064 ms).
     The layouts chosen suit the CPU it is made on; export on (or for) the target's kind of CPU.
     """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.optimized_model_filepath = str(target)
-    options.log_severity_level = 3
-    ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    ort_session(onnx_path, optimized_path=target)
     return target
 
 

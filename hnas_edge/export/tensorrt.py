@@ -1,8 +1,8 @@
-"""TensorRT plans for `hnas export --format plan`: built on the device by the profiler's TensorRT
+"""TensorRT plans for `hnas export --format plan`: built on the device by the backend's TensorRT
 runtime (same builder settings and timing cache as the LUT), INT8 calibrated on real samples.
 
-TensorRT and cuda-python are imported lazily: on a machine without them this module still
-imports, and building says in one line what to install.
+TensorRT and cuda-python are imported lazily (by the runtime): on a machine without them this
+module still imports, and building says in one line what to install.
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from hnas_edge.backend.base import Source
+from hnas_edge.backend.tensorrt import TensorRTRuntime, check_feed, cuda_checked
+from hnas_edge.io import atomic_write_bytes
+
 Batch = dict[str, np.ndarray]
 
 
@@ -22,7 +26,6 @@ def entropy_calibrator(
     """An ``IInt8EntropyCalibrator2`` feeding ``batches`` (one dict of ``batch_size`` rows per
     step, the engine's batch) from device memory; the calibration table is kept in ``cache``
     and reused when present."""
-    from hnas_edge.profiling.runtimes.tensorrt import _check, check_feed
 
     class Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
@@ -44,9 +47,11 @@ def entropy_calibrator(
                 host = np.ascontiguousarray(batch[name], dtype=np.float32)
                 check_feed(name, (batch_size, *host.shape[1:]), host.shape)
                 if name not in self.device:
-                    self.device[name] = _check(cudart.cudaMalloc(host.nbytes))
+                    self.device[name] = cuda_checked(cudart.cudaMalloc(host.nbytes))
                 kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-                _check(cudart.cudaMemcpy(self.device[name], host.ctypes.data, host.nbytes, kind))
+                cuda_checked(
+                    cudart.cudaMemcpy(self.device[name], host.ctypes.data, host.nbytes, kind)
+                )
                 pointers.append(self.device[name])
             return pointers
 
@@ -54,8 +59,6 @@ def entropy_calibrator(
             return cache.read_bytes() if cache.exists() else None
 
         def write_calibration_cache(self, table: bytes) -> None:
-            from hnas_edge.io import atomic_write_bytes
-
             atomic_write_bytes(cache, bytes(table))
 
     return Calibrator()
@@ -70,27 +73,17 @@ def build_plan(
 ) -> bytes:
     """A plan of ``onnx_path``, whose inputs carry the batch (``batch`` rows per calibration
     step)."""
-    from hnas_edge.profiling.runtimes.tensorrt import TensorRTRuntime
-
-    runtime = TensorRTRuntime(precision=precision)
-    try:
+    with TensorRTRuntime(precision=precision) as runtime:
         calibrator = None
         if precision == "int8":
             calibrator = entropy_calibrator(
                 runtime.trt, runtime.cudart, calibration, calibration_cache, batch
             )
         return runtime.build(onnx_path, calibrator=calibrator)
-    finally:
-        runtime.close()
 
 
 def run_plan(plan: bytes, batches: Sequence[Batch]) -> list[list[np.ndarray]]:
     """The plan's outputs for each batch (the engine deserialised once for all of them)."""
-    from hnas_edge.profiling.runtimes.tensorrt import TensorRTRuntime
-
-    runtime = TensorRTRuntime()
-    try:
-        runtime.load_plan(plan)
+    with TensorRTRuntime() as runtime:
+        runtime.load(Source.PLAN, plan)
         return [runtime.run(batch) for batch in batches]
-    finally:
-        runtime.close()

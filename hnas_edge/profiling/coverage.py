@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling.lut import Lut
+from hnas_edge.space.mmnn import ACCOUNTINGS
 from hnas_edge.space.presets import SpacePreset
-
-ACCOUNTINGS = ("ours", "paper")
 
 
 def default_accounting(lut: Lut) -> str:

@@ -7,10 +7,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hnas_edge.backend.timing import TimingSettings, check_timing
 from hnas_edge.checks import Fields
 from hnas_edge.errors import ConfigError
 from hnas_edge.io import read_toml
-from hnas_edge.profiling.runtimes.timing import TimingSettings, check_timing
 
 RUNTIMES = ("onnxruntime", "torch", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hnas_edge.backend import Closing, Runtime, Source, get_runtime, load
 from hnas_edge.profiling.device import DeviceProfile
-from hnas_edge.profiling.runtimes import Runtime, get_runtime
 
 #: Name and version of the reference network; change it whenever :func:`reference_module` does.
 REFERENCE = "tiny-conv-28/2"
@@ -117,9 +117,10 @@ def scale_stats(stats: dict[str, Any], factor: float) -> dict[str, Any]:
     return {k: (v if k in unitless or v is None else v * factor) for k, v in stats.items()}
 
 
-class DriftReference:
+class DriftReference(Closing):
     """Times the reference network with the device profile's runtime and timing settings, in a
-    runtime of its own that stays loaded; ``clock`` gives seconds since the epoch."""
+    runtime of its own that stays loaded until :meth:`close` (or the end of a ``with`` block);
+    ``clock`` gives seconds since the epoch."""
 
     def __init__(
         self,
@@ -136,11 +137,9 @@ class DriftReference:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     def _load(self) -> dict[str, Any]:
-        from hnas_edge.profiling.profiler import load_part
-
         net, example = reference_module()
         self._tmp = tempfile.TemporaryDirectory(prefix="hnas-reference-")
-        return load_part(self.runtime, net, example, Path(self._tmp.name))
+        return load(self.runtime, Source.MODULE, net, example, Path(self._tmp.name))
 
     def time(self) -> ReferenceTime:
         """Time the reference now; the timing is kept in :attr:`times` and returned."""
@@ -197,8 +196,9 @@ def correct_entries(
         drift["factor"] = factor
 
 
-class DriftSession:
-    """The drift reference around one run of measurements (a profile, a validation).
+class DriftSession(Closing):
+    """The drift reference around one run of measurements (a profile, a validation), its
+    runtime released by :meth:`close` (or the end of a ``with`` block).
 
     :meth:`tick` before each measurement times the reference when ``every`` measurements have
     passed since the last timing (and before the first); :meth:`finish` times it once more, so

@@ -11,14 +11,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hnas_edge.backend.base import Closing, Inputs, Runtime
 from hnas_edge.profiling.meters import PowerMeter, open_meter
 from hnas_edge.profiling.meters.integrate import per_inference
-from hnas_edge.profiling.runtimes.base import Inputs, Runtime
 
 IDLE_WINDOW_S = 2.0
 
 
-class EnergyMeasurer:
+class EnergyMeasurer(Closing):
     def __init__(self, meter: PowerMeter, nominal_power_w: float, window_s: float | None = None):
         self.meter = meter
         self.nominal_power_w = nominal_power_w

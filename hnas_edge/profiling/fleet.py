@@ -22,9 +22,8 @@ from hnas_edge.cluster import connect, import_ray
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.lut import Lut
+from hnas_edge.profiling.measure import Bench, HostInfo
 from hnas_edge.profiling.profiler import (
-    Bench,
-    HostInfo,
     OnProgress,
     ProfileRequest,
     Shard,
@@ -93,7 +92,7 @@ def measure_on_node(
 ) -> PartResult:
     """The Ray task: measure ``spec`` at ``batch`` on the board this runs on."""
     bench, host = _bench(device)
-    return PartResult(spec.key, bench.measure(spec, seed, batch), _this_node(), host)
+    return PartResult(spec.key, bench.measure_part(spec, seed, batch), _this_node(), host)
 
 
 # --- on the driver --------------------------------------------------------------------------

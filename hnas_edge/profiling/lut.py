@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hnas_edge.checks import Fields, shown
-from hnas_edge.errors import HnasError
+from hnas_edge.checks import Fields, differences, shown
+from hnas_edge.errors import ConfigError, HnasError
 from hnas_edge.io import atomic_write_json, read_json
+from hnas_edge.profiling.device import DeviceProfile
 
 SCHEMA = "hnas-lut/1"
 #: The batch of a LUT that records none (every LUT made before batch sizes were recorded).
@@ -302,6 +303,47 @@ def target(lut: Lut) -> tuple[Any, ...]:
 def identity(lut: Lut) -> tuple[Any, ...]:
     """What must agree for two LUTs to describe the same thing: the target and the batch."""
     return (*target(lut), lut.batch)
+
+
+def check_target(
+    lut: Lut,
+    path: str | Path,
+    device: DeviceProfile,
+    *,
+    redo: str,
+    alternative: str = "",
+    batch: int | None = None,
+    adds_entries: bool = True,
+) -> None:
+    """The one check that what ``device`` measures belongs with ``lut`` (read from ``path``),
+    for a resumed profile, a fleet and `hnas lut validate` alike: the same target (device name,
+    runtime, precision), the same ``batch`` (None: the caller measures at the LUT's) and the
+    same device profile settings (threads, timing, power, meter, ...). Measurements that join
+    the LUT's entries (``adds_entries``) need the LUT to record the profile it was made with;
+    a calibration is fitted to a LUT that records none (imported tables) too. One line
+    otherwise: ``redo`` it with the right device, or ``alternative``."""
+    tail = f" or {alternative}" if alternative else ""
+    if batch is not None and lut.batch != batch:
+        raise ConfigError(
+            f"{path} was profiled at batch {lut.batch}, not --batch {batch}; {redo} with "
+            f"--batch {lut.batch}{tail}"
+        )
+    expected = (device.name, device.runtime, device.precision)
+    if target(lut) != expected:
+        raise ConfigError(
+            f"{path} was profiled for {target(lut)}, not {expected}; {redo} with the same "
+            f"--device{tail}"
+        )
+    recorded = lut.device.get("profile")
+    if recorded is None and not adds_entries:
+        return
+    # figures measured with other threads, timing or power do not go with the LUT's
+    changed = differences(DeviceProfile.with_defaults(recorded or {}), device.to_dict())
+    if changed:
+        raise ConfigError(
+            f"{path} was profiled with other device settings ({'; '.join(changed)}); {redo} "
+            f"with the device file it was made with{tail}"
+        )
 
 
 def merge(first: Lut, second: Lut) -> tuple[Lut, list[str]]:

@@ -37,7 +37,8 @@ from hnas_edge.outputs import claim_output, lut_output
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.fidelity import Fidelity, fidelity
 from hnas_edge.profiling.lut import Calibration, Lut
-from hnas_edge.profiling.profiler import Bench, HostInfo, device_header
+from hnas_edge.profiling.measure import Bench, HostInfo, WholeNetwork
+from hnas_edge.profiling.profiler import device_header
 from hnas_edge.profiling.transfer import (
     FOLDS,
     UNPRICED,
@@ -46,7 +47,7 @@ from hnas_edge.profiling.transfer import (
     cross_validate,
     fine_group,
 )
-from hnas_edge.profiling.validate import WholeNetwork, measure_networks
+from hnas_edge.profiling.validate import measure_networks
 from hnas_edge.space.mmnn import MultimodalArch, arch_parts
 from hnas_edge.space.presets import SpacePreset, get_preset
 from hnas_edge.space.specs import LayerSpec
@@ -322,8 +323,7 @@ def transfer(
     source, preset = check_request(request)
     info = source_identity(source, request.source)
     start = time.monotonic()
-    with lut_output(request.out, force=request.force):
-        bench = Bench.open(request.device)
+    with lut_output(request.out, force=request.force), Bench.open(request.device) as bench:
         host = bench.host_info()
         networks = measure_networks(
             bench, preset.name, request.samples, request.seed, on_progress, source.batch

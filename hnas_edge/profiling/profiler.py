@@ -12,17 +12,13 @@ many samples, and the LUT records it (``settings.batch``); figures are per call,
 from __future__ import annotations
 
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from hnas_edge.checks import differences
 from hnas_edge.errors import ConfigError, HnasError
 from hnas_edge.io import provenance
 from hnas_edge.outputs import lut_output
@@ -34,11 +30,11 @@ from hnas_edge.profiling.drift import (
     correct_entries,
     drift_record,
 )
-from hnas_edge.profiling.energy import EnergyMeasurer
-from hnas_edge.profiling.lut import Lut, target
+from hnas_edge.profiling.lut import Lut, check_target
+from hnas_edge.profiling.measure import Bench, HostInfo, WholeNetwork
 from hnas_edge.profiling.pinning import pinned
-from hnas_edge.profiling.runtimes import Runtime, get_runtime
-from hnas_edge.profiling.state import device_state, load_warnings, machine_load
+from hnas_edge.profiling.state import load_warnings, machine_load
+from hnas_edge.profiling.validate import MIN_SAMPLES, calibrate, sample_archs
 from hnas_edge.space.presets import get_preset
 from hnas_edge.space.specs import LayerSpec
 
@@ -98,108 +94,6 @@ class ProfileRequest:
         return lut_output(self.out, force=self.force, resume=self.resume, hint=SHARD_HINT)
 
 
-def batched_shapes(spec: LayerSpec, batch: int = 1) -> list[tuple[int, ...]]:
-    """The spec's input shapes with ``batch`` samples in place of the first (batch-1) size."""
-    return [(batch, *shape[1:]) for shape in spec.input_shapes()]
-
-
-def random_inputs(spec: LayerSpec, seed: int, batch: int = 1) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal(shape).astype(np.float32) for shape in batched_shapes(spec, batch)]
-
-
-def load_part(
-    runtime: Runtime, module: Any, example: dict[str, Any], workdir: Path
-) -> dict[str, np.ndarray]:
-    """Hand a module to the runtime (as ONNX unless it times modules); return its numpy inputs
-    (for ONNX, those the exported graph kept: an unused input is dropped by the exporter)."""
-    if runtime.accepts_modules:
-        runtime.load_module(module, example)  # type: ignore[attr-defined]
-        return {name: tensor.numpy() for name, tensor in example.items()}
-    import onnx
-
-    from hnas_edge.export.onnx import export_onnx
-
-    path = export_onnx(module, example, workdir / "model.onnx")
-    runtime.load(path)
-    kept = {i.name for i in onnx.load(str(path), load_external_data=False).graph.input}
-    return {name: tensor.numpy() for name, tensor in example.items() if name in kept}
-
-
-def measure_part(
-    spec: LayerSpec,
-    runtime: Runtime,
-    energy: EnergyMeasurer,
-    device: DeviceProfile,
-    seed: int,
-    batch: int = 1,
-) -> dict[str, Any]:
-    """One LUT entry: latency statistics and energy of ``spec`` on this device, per call of
-    ``batch`` samples."""
-    import torch
-
-    torch.manual_seed(seed)
-    arrays = random_inputs(spec, seed, batch)
-    example = {f"input{i}": torch.from_numpy(a) for i, a in enumerate(arrays)}
-    with tempfile.TemporaryDirectory(prefix="hnas-part-") as tmp:
-        inputs = load_part(runtime, spec.build(), example, Path(tmp))
-        try:
-            timing = runtime.time(inputs, device.timing)
-            energy_mj = energy.of_runtime(runtime, inputs, timing.stats.median)
-        finally:
-            runtime.close()
-    return {
-        "spec": spec.to_dict(),
-        "latency_ms": timing.stats.to_dict(),
-        "energy_mj": energy_mj,
-        "attempts": timing.attempts,
-        "origin": {"kind": "measured"},
-    }
-
-
-@dataclass(frozen=True)
-class HostInfo:
-    """What only the machine that measures knows: its meter, runtime, state and idle power.
-
-    The single-process profiler records its own in the LUT header; a fleet driver has no runtime
-    and records each node's as it reports (:mod:`hnas_edge.profiling.fleet`).
-    """
-
-    meter: str
-    runtime_info: dict[str, Any]
-    state: dict[str, Any]
-    idle_power_w: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Bench:
-    """The runtime and energy meter one machine measures with, built from the device profile."""
-
-    device: DeviceProfile
-    runtime: Runtime
-    energy: EnergyMeasurer
-
-    @classmethod
-    def open(cls, device: DeviceProfile) -> Bench:
-        runtime = get_runtime(device.runtime, **device.runtime_options())
-        return cls(device, runtime, EnergyMeasurer.for_device(device))
-
-    def measure(self, spec: LayerSpec, seed: int, batch: int = 1) -> dict[str, Any]:
-        return measure_part(spec, self.runtime, self.energy, self.device, seed, batch)
-
-    def host_info(self) -> HostInfo:
-        """This machine's description (measures idle power on first use, before any part)."""
-        return HostInfo(
-            meter=self.energy.source,
-            runtime_info=self.runtime.describe(),
-            state=device_state(self.device),
-            idle_power_w=self.energy.idle_w,
-        )
-
-
 def device_header(device: DeviceProfile, host: HostInfo | None) -> dict[str, Any]:
     target = {"name": device.name, "runtime": device.runtime, "precision": device.precision}
     if host is None:
@@ -234,31 +128,20 @@ def new_lut(request: ProfileRequest, host: HostInfo | None) -> Lut:
 
 
 def open_lut(request: ProfileRequest, new: Callable[[], Lut]) -> Lut:
-    """The LUT at ``request.out`` when resuming (same device and batch only), else ``new()``.
-    Called under the LUT's writers' lock (:meth:`ProfileRequest.writing`), so what it reads stays
-    on disk."""
+    """The LUT at ``request.out`` when resuming (same target, batch and device settings only:
+    :func:`~hnas_edge.profiling.lut.check_target`), else ``new()``. Called under the LUT's
+    writers' lock (:meth:`ProfileRequest.writing`), so what it reads stays on disk."""
     out = request.out
     if out.exists() and request.resume:
         lut = Lut.load(out)
-        if lut.batch != request.batch:
-            raise HnasError(
-                f"{out} was profiled at batch {lut.batch}, not --batch {request.batch}; resume "
-                f"it with --batch {lut.batch} or write to another --out"
-            )
-        expected = (request.device.name, request.device.runtime, request.device.precision)
-        if target(lut) != expected:
-            raise HnasError(
-                f"{out} was profiled for {target(lut)}, not {expected}; "
-                "resume it with the same --device or write to another --out"
-            )
-        # entries measured with other threads, timing or power must not join the old header
-        recorded = DeviceProfile.with_defaults(lut.device.get("profile") or {})
-        changed = differences(recorded, request.device.to_dict())
-        if changed:
-            raise HnasError(
-                f"{out} was profiled with other device settings ({'; '.join(changed)}); "
-                "resume it with the device file it was made with or write to another --out"
-            )
+        check_target(
+            lut,
+            out,
+            request.device,
+            redo="resume it",
+            alternative="write to another --out",
+            batch=request.batch,
+        )
         return lut
     return new()
 
@@ -279,8 +162,7 @@ def profile(request: ProfileRequest, on_progress: OnProgress | None = None) -> L
     load before and after is recorded in the LUT (``load``). With ``request.validate`` N,
     N whole networks are measured in the same shuffled queue and calibrate the LUT."""
     archs = validation_archs(request)
-    with request.writing():
-        bench = Bench.open(request.device)
+    with request.writing(), Bench.open(request.device) as bench:
         lut = open_lut(request, lambda: new_lut(request, bench.host_info()))
         lut.extra["load"] = {"before": machine_load()}
         todo = pending_specs(request, lut)
@@ -291,23 +173,21 @@ def profile(request: ProfileRequest, on_progress: OnProgress | None = None) -> L
         # a LUT resumed from before the drift reference existed keeps its entries uncorrected
         use_drift = bool(queue) and ("drift" in lut.extra or not lut.entries)
         drift = DriftSession.open(request.device, "profile") if use_drift else DriftSession(None, 0)
-        networks, measured = [], []
-        with pinned(request.device.pin_core) as core:
+        networks: list[WholeNetwork] = []
+        measured: list[str] = []
+        with pinned(request.device.pin_core) as core, drift:
             lut.extra["pinned_core"] = core
-            try:
-                for done, item in enumerate(_with_progress(queue, on_progress)):
-                    drift.tick()
-                    seed = request.seed + done
-                    if isinstance(item, dict):
-                        networks.append(_time_network(bench, item, seed, request.batch))
-                        continue
-                    lut.entries[item.key] = measured_entry(bench, item, seed, request.batch)
-                    measured.append(item.key)
-                    _correct(lut, drift, measured)
-                    lut.save(request.out)
-                drift.finish()
-            finally:
-                drift.close()
+            for done, item in enumerate(_with_progress(queue, on_progress)):
+                drift.tick()
+                seed = request.seed + done
+                if isinstance(item, dict):
+                    networks.append(bench.measure_network(item, seed, request.batch))
+                    continue
+                lut.entries[item.key] = measured_entry(bench, item, seed, request.batch)
+                measured.append(item.key)
+                _correct(lut, drift, measured)
+                lut.save(request.out)
+            drift.finish()
         _correct(lut, drift, measured)
         lut.extra["load"]["after"] = machine_load()
         if networks:
@@ -320,8 +200,6 @@ def validation_archs(request: ProfileRequest) -> list[dict[str, Any]]:
     """The networks ``--validate N`` measures: those `hnas lut validate --samples N` would."""
     if not request.validate:
         return []
-    from hnas_edge.profiling.validate import MIN_SAMPLES, sample_archs
-
     if request.shard.count > 1 or request.limit is not None:
         raise HnasError(
             "--validate needs every part of the space in this LUT; drop --shard and --limit, "
@@ -335,24 +213,16 @@ def validation_archs(request: ProfileRequest) -> list[dict[str, Any]]:
     return sample_archs(request.space, request.validate, request.seed)
 
 
-def _time_network(bench: Bench, arch: dict[str, Any], seed: int, batch: int) -> Any:
-    from hnas_edge.profiling.validate import time_network
-
-    return time_network(bench, arch, seed, batch)
-
-
 def _calibrate(
     request: ProfileRequest,
     lut: Lut,
     bench: Bench,
-    networks: list[Any],
+    networks: list[WholeNetwork],
     drift: DriftSession,
     core: int | None,
 ) -> None:
     """``--validate``: the networks measured among the parts calibrate the LUT, as `hnas lut
     validate` would (the report is stored in ``validation``, ``interleaved`` true)."""
-    from hnas_edge.profiling.validate import calibrate
-
     load = {"before": lut.extra["load"]["before"]}
     report = calibrate(lut, bench, networks, drift.times, load, core)
     lut.extra["validation"] = {
@@ -367,7 +237,7 @@ def measured_entry(bench: Bench, spec: LayerSpec, seed: int, batch: int = 1) -> 
     """One part measured, its raw figures kept and the moment it was measured recorded, for the
     drift correction (:func:`hnas_edge.profiling.drift.correct_entries`)."""
     start = time.time()
-    entry = bench.measure(spec, seed, batch)
+    entry = bench.measure_part(spec, seed, batch)
     entry["raw"] = {"latency_ms": entry["latency_ms"], "energy_mj": entry.get("energy_mj")}
     entry["drift"] = {"at": (start + time.time()) / 2, "factor": 1.0}
     return entry

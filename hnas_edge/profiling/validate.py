@@ -14,8 +14,6 @@ LUT (atomically), both errors beside it.
 from __future__ import annotations
 
 import random
-import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,12 +34,12 @@ from hnas_edge.profiling.drift import (
     lut_baseline,
 )
 from hnas_edge.profiling.fidelity import Fidelity, fidelity, fit_calibration
-from hnas_edge.profiling.lut import CALIBRATION_GROUPINGS, Calibration, Lut
+from hnas_edge.profiling.lut import CALIBRATION_GROUPINGS, Calibration, Lut, check_target
+from hnas_edge.profiling.measure import Bench, WholeNetwork
 from hnas_edge.profiling.pinning import pinned
-from hnas_edge.profiling.profiler import Bench, load_part
 from hnas_edge.profiling.state import machine_load
 from hnas_edge.profiling.transfer import SIMPLER_WITHIN, choose, fine_group
-from hnas_edge.space.mmnn import arch_parts, build_fresh, random_arch
+from hnas_edge.space.mmnn import MultimodalArch, arch_parts, random_arch
 from hnas_edge.space.presets import get_preset
 
 #: Networks a held-out fit needs: half fit three parameters (with one to spare), half test it.
@@ -129,52 +127,11 @@ class ValidationReport:
         }
 
 
-@dataclass(frozen=True)
-class WholeNetwork:
-    """One random network of a space measured end to end (energy None where it is not metered)."""
-
-    arch: dict[str, Any]
-    latency_ms: float
-    energy_mj: float | None
-    at: float | None = None  # when it was timed (seconds since the epoch), for drift correction
-
-
 def sample_archs(space: str, samples: int, seed: int = 0) -> list[dict[str, Any]]:
     """The architectures ``validate`` and ``transfer`` measure: the same ones for the same seed."""
     preset = get_preset(space)
     rng = random.Random(seed)
     return [random_arch(preset, rng).to_dict() for _ in range(samples)]
-
-
-def time_network(
-    bench: Bench, arch_dict: dict[str, Any], seed: int, batch: int = 1
-) -> WholeNetwork:
-    """Build, export and time one whole network at ``batch`` with the device's runtime and
-    settings, exactly as the profiler times a part; meter its energy unless the meter is only
-    an estimate."""
-    import torch
-
-    from hnas_edge.space.mmnn import MultimodalArch
-
-    arch = MultimodalArch.from_dict(arch_dict)
-    preset = get_preset(arch.preset)
-    runtime, device = bench.runtime, bench.device
-    torch.manual_seed(seed)
-    net = build_fresh(preset, arch).eval()
-    example = net.example_inputs(batch)
-    with tempfile.TemporaryDirectory(prefix="hnas-net-") as tmp:
-        inputs = load_part(runtime, net, example, Path(tmp))
-        try:
-            start = time.time()
-            timing = runtime.time(inputs, device.timing)
-            at = (start + time.time()) / 2
-            latency = float(timing.stats.median)
-            energy_mj = None
-            if not bench.energy.estimated:
-                energy_mj = bench.energy.of_runtime(runtime, inputs, latency).get("total")
-        finally:
-            runtime.close()
-    return WholeNetwork(arch=arch_dict, latency_ms=latency, energy_mj=energy_mj, at=at)
 
 
 def measure_networks(
@@ -196,7 +153,7 @@ def measure_networks(
             on_progress(i, samples)
         if drift is not None:
             drift.tick()
-        networks.append(time_network(bench, arch, seed + i, batch))
+        networks.append(bench.measure_network(arch, seed + i, batch))
     if drift is not None:
         drift.finish()
     if on_progress:
@@ -207,8 +164,6 @@ def measure_networks(
 def priced(lut: Lut, network: WholeNetwork, factor: float = 1.0) -> NetworkMeasurement:
     """A measured network (its latency times the drift correction ``factor``) beside the LUT's
     uncalibrated sums for it."""
-    from hnas_edge.space.mmnn import MultimodalArch
-
     arch = MultimodalArch.from_dict(network.arch)
     parts = arch_parts(get_preset(arch.preset), arch)
     cost = predict(lut, parts)
@@ -237,7 +192,7 @@ def fit_per_kind(
     )
 
 
-def _metric(
+def held_out_report(
     sums: np.ndarray,
     n_parts: np.ndarray,
     measured: np.ndarray,
@@ -314,22 +269,15 @@ def _validate(
     on_progress: Callable[[int, int], None] | None,
 ) -> ValidationReport:
     lut = Lut.load(lut_path)  # what is on disk, now that no other writer can change it
-    if lut.device.get("name") != device.name or lut.device.get("runtime") != device.runtime:
-        raise HnasError(
-            f"{lut_path} was profiled on {lut.device.get('name')} with "
-            f"{lut.device.get('runtime')}; validate it with that --device"
-        )
+    check_target(lut, lut_path, device, redo="validate it", adds_entries=False)
     preset = get_preset(space)
     require_keys(lut, [spec.key for spec in preset.all_specs()], f"space {space}")
     before = machine_load()
-    bench = Bench.open(device)
-    drift = DriftSession.open(device, "validate")
-    with pinned(device.pin_core) as core:
-        try:
+    with Bench.open(device) as bench:
+        drift = DriftSession.open(device, "validate")
+        with pinned(device.pin_core) as core, drift:
             measured = measure_networks(bench, space, samples, seed, on_progress, lut.batch, drift)
-        finally:
-            drift.close()
-    report = calibrate(lut, bench, measured, drift.times, {"before": before}, core)
+        report = calibrate(lut, bench, measured, drift.times, {"before": before}, core)
     lut.extra["validation"] = {"space": space, "seed": seed, **report.to_dict()}
     lut.save(lut_path)
     return report
@@ -350,7 +298,7 @@ def calibrate(
     drift_info, factors = _drift_factors(lut, times, measured)
     networks = [priced(lut, n, f) for n, f in zip(measured, factors, strict=True)]
     n_parts = np.array([n.n_parts for n in networks])
-    latency = _metric(
+    latency = held_out_report(
         np.array([n.latency_sum_ms for n in networks]),
         n_parts,
         np.array([n.latency_ms for n in networks]),
@@ -358,7 +306,7 @@ def calibrate(
     )
     energy_report = None
     if not bench.energy.estimated and all(n.energy_mj and n.energy_sum_mj for n in networks):
-        energy_report = _metric(
+        energy_report = held_out_report(
             np.array([n.energy_sum_mj for n in networks]),
             n_parts,
             np.array([n.energy_mj for n in networks]),

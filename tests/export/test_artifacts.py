@@ -55,12 +55,9 @@ def test_an_export_matches_torch_and_says_what_it_promises(exported, model, fmt)
 
 @pytest.mark.parametrize("fmt", ["onnx", "ort"])
 def test_the_deployed_model_scores_what_the_search_reported(exported, model, finished, fmt):
-    deployed = open_artifact(exported[fmt].path, CPU)
-    try:
+    with open_artifact(exported[fmt].path, CPU) as deployed:
         limit = read_front(finished)["samples_limit"]
         score = evaluate_split(deployed, "test", limit=limit)
-    finally:
-        deployed.close()
     assert score["samples"] == limit and score["metric"] == "accuracy"
     assert score["value"] == pytest.approx(model["test_metric"], abs=1e-3)
     assert score["search_test_metric"] == model["test_metric"]
@@ -78,21 +75,15 @@ def test_a_dynamic_batch_export_scores_whole_batches(finished, model, tmp_path):
     searched = load_searched(finished / model["id"])
     report = export_model(searched, "onnx", tmp_path / "dyn.onnx", dynamic_batch=True)
     assert json.loads(report.sidecar.read_text())["inputs"][1]["shape"] == ["batch", 1, 20, 20]
-    deployed = open_artifact(report.path, CPU)
-    try:
+    with open_artifact(report.path, CPU) as deployed:
         assert deployed.graph_batch is None  # any batch; --bench still runs at the sidecar's
         score = evaluate_split(deployed, "test", limit=read_front(finished)["samples_limit"])
-    finally:
-        deployed.close()
     assert score["value"] == pytest.approx(model["test_metric"], abs=1e-3)
 
 
 def test_a_bench_reports_latency_energy_and_the_prediction(exported, model):
-    deployed = open_artifact(exported["onnx"].path, CPU)
-    try:
+    with open_artifact(exported["onnx"].path, CPU) as deployed:
         report = bench(deployed, CPU, 20)
-    finally:
-        deployed.close()
     assert 0 < report.latency_median_ms <= report.latency_p90_ms
     assert report.iterations >= 20 and report.runtime == "onnxruntime"
     assert report.energy_mj is not None and report.energy_source in ("rapl", "estimate")
@@ -104,11 +95,8 @@ def test_energy_is_not_metered_when_the_model_runs_off_the_profiles_runtime(expo
     """An .onnx under a profile that times torch modules (the gpu profile) runs on onnxruntime:
     the profile's meter would price another processor's run, so no energy is claimed."""
     torch_profile = DeviceProfile.from_dict({**CPU.to_dict(), "runtime": "torch"}, "torch-cpu")
-    deployed = open_artifact(exported["onnx"].path, torch_profile)
-    try:
+    with open_artifact(exported["onnx"].path, torch_profile) as deployed:
         report = bench(deployed, torch_profile, 5)
-    finally:
-        deployed.close()
     assert report.runtime == "onnxruntime" and report.latency_median_ms > 0
     assert report.energy_mj is None and report.energy_error is None
     assert report.energy_source.startswith("not measured: ran on onnxruntime")
@@ -121,8 +109,7 @@ def test_predictions_for_an_npz_of_modality_arrays(exported, tmp_path):
         "audio": rng.standard_normal((3, 1, 20, 20)).astype(np.float32),
     }
     np.savez(tmp_path / "in.npz", **arrays)
-    deployed = open_artifact(exported["onnx"].path, CPU)
-    try:
+    with open_artifact(exported["onnx"].path, CPU) as deployed:
         predictions, warning = predict_file(deployed, tmp_path / "in.npz")
         assert warning is None
         assert predictions.shape == (3,) and set(predictions) <= set(range(10))
@@ -132,8 +119,6 @@ def test_predictions_for_an_npz_of_modality_arrays(exported, tmp_path):
         np.savez(tmp_path / "f64.npz", **{**arrays, "image": arrays["image"].astype(np.float64)})
         with pytest.raises(HnasError, match="float64; the model takes float32"):
             predict_file(deployed, tmp_path / "f64.npz")
-    finally:
-        deployed.close()
 
 
 def one_line_exit_2(result):
@@ -214,16 +199,13 @@ def test_a_model_searched_at_batch_2_exports_and_benches_at_batch_2(
     side = json.loads(report.sidecar.read_text())
     assert side["batch"] == 2 and side["check"]["samples"] == 16
     assert [i["shape"][0] for i in side["inputs"]] == [2, 2] and side["output"]["shape"][0] == 2
-    deployed = open_artifact(report.path, CPU)
-    try:
+    with open_artifact(report.path, CPU) as deployed:
         assert deployed.graph_batch == 2
         assert deployed.runtime.session.get_inputs()[0].shape[0] == 2  # the graph's own batch
         timed = bench(deployed, CPU, 5)
         # an odd number of samples: the last batch is filled up, its extra rows dropped
         limit = read_front(searched_at_batch_2)["samples_limit"] - 1
         score = evaluate_split(deployed, "test", limit=limit)
-    finally:
-        deployed.close()
     assert timed.batch == 2 and timed.predicted_latency_ms == model["latency_ms"]
     assert score["samples"] == limit
     shown = hnas("deploy", report.path, "--bench", 5)
@@ -292,10 +274,7 @@ def test_a_plan_is_built_checked_and_deployed_on_a_gpu(finished, model, tmp_path
     report = export_model(load_searched(finished / model["id"]), "plan", plan, precision)
     assert report.checked_against == "onnxruntime"
     assert report.max_abs_diff <= (1e-3 if precision == "fp32" else 5e-2)
-    deployed = open_artifact(plan, DeviceProfile.load("gpu"))
-    try:
+    with open_artifact(plan, DeviceProfile.load("gpu")) as deployed:
         limit = read_front(finished)["samples_limit"]
         score = evaluate_split(deployed, "test", limit=limit)
-    finally:
-        deployed.close()
     assert score["value"] == pytest.approx(model["test_metric"], abs=0.02)

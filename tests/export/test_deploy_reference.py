@@ -8,13 +8,13 @@ import io
 import pytest
 from rich.console import Console
 
+from hnas_edge.backend import Source, get_runtime
+from hnas_edge.backend.onnx import export_onnx
 from hnas_edge.checks import Fields
 from hnas_edge.deploy.runner import BenchReport, Deployed, bench, check_sidecar
 from hnas_edge.errors import HnasError
-from hnas_edge.export.onnx import export_onnx
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.drift import REFERENCE, reference_module
-from hnas_edge.profiling.runtimes import get_runtime
 from hnas_edge.reporting import print_bench
 
 FAST = DeviceProfile.from_dict(
@@ -34,7 +34,7 @@ def deployed(tmp_path, reference: dict | None) -> Deployed:
     net, example = reference_module()
     path = export_onnx(net, example, tmp_path / "m.onnx")
     runtime = get_runtime("onnxruntime", threads=1)
-    runtime.load(path)
+    runtime.load(Source.ONNX, path)
     sidecar = {
         "inputs": [{"name": "input0", "shape": [1, 1, 28, 28]}],
         "output": {"task": "multiclass"},
@@ -45,11 +45,8 @@ def deployed(tmp_path, reference: dict | None) -> Deployed:
 
 
 def test_bench_prints_the_machines_speed_relative_to_the_luts_beside_the_prediction(tmp_path):
-    model = deployed(tmp_path, {"network": REFERENCE, "baseline_ms": 0.5})
-    try:
+    with deployed(tmp_path, {"network": REFERENCE, "baseline_ms": 0.5}) as model:
         report = bench(model, FAST, 5)
-    finally:
-        model.close()
     assert report.reference_ms is not None and report.reference_baseline_ms == 0.5
     assert report.speed == pytest.approx(0.5 / report.reference_ms)
     # the prediction at today's speed: slower machine, proportionally longer prediction
@@ -62,11 +59,8 @@ def test_bench_prints_the_machines_speed_relative_to_the_luts_beside_the_predict
 
 
 def test_without_a_reference_in_the_sidecar_nothing_more_is_timed_or_said(tmp_path):
-    model = deployed(tmp_path, None)
-    try:
+    with deployed(tmp_path, None) as model:
         report = bench(model, FAST, 5)
-    finally:
-        model.close()
     assert report.speed is None and report.reference_ms is None
     out = io.StringIO()
     print_bench(Console(file=out, width=300), report, "cpu")

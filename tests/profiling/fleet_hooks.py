@@ -2,8 +2,8 @@
 
 A test driver installs it with ``ray.init(runtime_env={"worker_process_setup_hook":
 "tests.profiling.fleet_hooks.install", "env_vars": {...}})``: Ray runs :func:`install` in every
-worker process of that driver's job before its first task, and it wraps :meth:`Bench.measure`
-there. Its env vars:
+worker process of that driver's job before its first task, and it wraps
+:meth:`Bench.measure_part` there. Its env vars:
 
 ``HNAS_TEST_MEASURED``
     a file to which every finished measurement appends ``pid key start end`` (monotonic clock,
@@ -19,7 +19,7 @@ import os
 import time
 from typing import Any
 
-from hnas_edge.profiling.profiler import Bench
+from hnas_edge.profiling.measure import Bench
 
 MEASURED = "HNAS_TEST_MEASURED"
 DIE_ONCE = "HNAS_TEST_DIE_ONCE"
@@ -43,7 +43,7 @@ def _log(path: str, line: str) -> None:
 
 
 def install() -> None:
-    measure = Bench.measure
+    measure = Bench.measure_part
 
     def instrumented(self: Bench, spec: Any, seed: int, batch: int = 1) -> dict[str, Any]:
         marker = os.environ.get(DIE_ONCE)
@@ -55,4 +55,4 @@ def install() -> None:
             _log(os.environ[MEASURED], f"{os.getpid()} {spec.key} {start} {time.monotonic()}")
         return entry
 
-    Bench.measure = instrumented  # type: ignore[method-assign]
+    Bench.measure_part = instrumented  # type: ignore[method-assign]

@@ -14,6 +14,9 @@ import pytest
 import torch
 from conftest import fast_device, hnas
 
+from hnas_edge.backend.base import Runtime, Source
+from hnas_edge.backend.tensorrt import check_feed
+from hnas_edge.backend.timing import LatencyStats, Timing
 from hnas_edge.errors import HnasError
 from hnas_edge.io import tomllib
 from hnas_edge.profiling.compare import compare_luts
@@ -21,17 +24,9 @@ from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.harmonic_import import import_tables, paper_key
 from hnas_edge.profiling.lut import Lut, identity, merge
-from hnas_edge.profiling.profiler import (
-    Bench,
-    ProfileRequest,
-    batched_shapes,
-    measure_part,
-    profile,
-)
-from hnas_edge.profiling.runtimes.base import Runtime
-from hnas_edge.profiling.runtimes.tensorrt import check_feed
-from hnas_edge.profiling.runtimes.timing import LatencyStats, Timing
-from hnas_edge.profiling.validate import priced, time_network
+from hnas_edge.profiling.measure import Bench, batched_shapes
+from hnas_edge.profiling.profiler import ProfileRequest, profile
+from hnas_edge.profiling.validate import priced
 from hnas_edge.space.mmnn import random_arch
 from hnas_edge.space.presets import get_preset
 from hnas_edge.space.specs import FusionOpSpec, LinearSpec
@@ -57,17 +52,14 @@ class Recording(Runtime):
     """A module runtime that runs each module once on what it is fed and records the shapes."""
 
     name = "recording"
-    accepts_modules = True
+    accepts = frozenset({Source.MODULE})
 
     def __init__(self) -> None:
         self.fed: list[dict[str, tuple[int, ...]]] = []
         self.outputs: list[tuple[int, ...]] = []
 
-    def load(self, onnx_path: Any) -> None:
-        raise AssertionError("modules only")
-
-    def load_module(self, module: Any, example: Any) -> None:
-        self.module = module
+    def _load(self, source: Source, model: Any, input_names: Any) -> None:
+        self.module = model
 
     def run(self, inputs: Any) -> list[np.ndarray]:
         with torch.no_grad():
@@ -132,7 +124,7 @@ def test_parts_are_fed_the_batch_and_their_shapes_otherwise_unchanged():
     assert batched_shapes(spec) == [(1, 192, 16), (1, 192, 16)]
     assert batched_shapes(spec, 8) == [(8, 192, 16), (8, 192, 16)]
     runtime = Recording()
-    entry = measure_part(spec, runtime, EnergyMeasurer.for_device(FAST), FAST, seed=0, batch=8)
+    entry = Bench(FAST, runtime, EnergyMeasurer.for_device(FAST)).measure_part(spec, 0, batch=8)
     assert runtime.fed == [{"input0": (8, 192, 16), "input1": (8, 192, 16)}]
     assert runtime.outputs == [(8, 192, 16)]
     # energy is per call (per batch), as latency is: nominal power × the batch's latency
@@ -177,7 +169,7 @@ def test_validate_measures_whole_networks_at_the_luts_batch(tmp_path):
     arch = random_arch(PRESET, 0).to_dict()
     runtime = Recording()
     bench = Bench(FAST, runtime, EnergyMeasurer.for_device(FAST))
-    measured = priced(lut, time_network(bench, arch, seed=0, batch=lut.batch))
+    measured = priced(lut, bench.measure_network(arch, seed=0, batch=lut.batch))
     assert {shape[0] for shape in runtime.fed[0].values()} == {3}
     assert runtime.outputs == [(3, PRESET.n_classes)]
     assert measured.latency_sum_ms == pytest.approx(0.1 * measured.n_parts)

@@ -9,7 +9,7 @@ import pytest
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling.cost import predict
 from hnas_edge.profiling.lut import Calibration, Lut, check_lut_dict
-from hnas_edge.profiling.validate import _metric
+from hnas_edge.profiling.validate import held_out_report
 from hnas_edge.space.specs import ConvSpec, LinearSpec
 
 GROUPS = ("conv", "mbconv k3", "mbconv k5", "mbconv k7", "adapter", "fusion Sum", "linear")
@@ -30,7 +30,7 @@ def test_the_per_kind_calibration_is_kept_when_the_device_prices_kinds_different
     measured = (
         np.array([sum(truth[g.split()[0]] * v for g, v in r.items()) for r in rows]) + 0.01
     ) * noise
-    report = _metric(sums, n_parts, measured, rows)
+    report = held_out_report(sums, n_parts, measured, rows)
     assert report.chosen == "per_kind"
     assert report.candidates["per_kind"] < report.candidates["plain"]
     assert report.calibration.grouping in ("kind", "fine")
@@ -43,7 +43,7 @@ def test_the_plain_calibration_is_kept_when_one_scale_fits_every_kind():
     rows, sums, n_parts = networks(40, seed=2)
     noise = np.random.default_rng(3).normal(1.0, 0.03, len(rows))
     measured = (1.2 * sums + 0.004 * n_parts + 0.02) * noise
-    report = _metric(sums, n_parts, measured, rows)
+    report = held_out_report(sums, n_parts, measured, rows)
     assert report.chosen == "plain"
     assert report.calibration.grouping is None
     assert set(report.candidates) == {"plain", "per_kind"}
@@ -106,7 +106,7 @@ def test_a_malformed_per_kind_calibration_is_refused_in_one_line(change, message
 def test_a_plain_fit_with_a_slope_of_zero_or_less_is_never_stored():
     rows, sums, n_parts = networks(16, seed=4)
     measured = 2.0 - 0.5 * sums  # networks that get faster as their parts get dearer: noise
-    report = _metric(sums, n_parts, measured, rows)
+    report = held_out_report(sums, n_parts, measured, rows)
     assert report.chosen == "per_kind"  # non-negative scales: always a valid calibration
     with pytest.raises(HnasError, match=r"do not follow the LUT's sums .*nothing written"):
-        _metric(sums, n_parts, measured)  # energy: no per-kind model to fall back on
+        held_out_report(sums, n_parts, measured)  # energy: no per-kind model to fall back on

@@ -4,14 +4,16 @@ and the measuring thread runs on one core where the OS allows."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from hnas_edge.backend.base import Runtime, Source
+from hnas_edge.backend.timing import LatencyStats, Timing, TimingSettings
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling import drift as drift_module
+from hnas_edge.profiling import measure as measure_module
 from hnas_edge.profiling import profiler as profiler_module
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.drift import (
@@ -24,8 +26,6 @@ from hnas_edge.profiling.drift import (
 from hnas_edge.profiling.lut import Lut
 from hnas_edge.profiling.pinning import pinned
 from hnas_edge.profiling.profiler import ProfileRequest, profile
-from hnas_edge.profiling.runtimes.base import Runtime
-from hnas_edge.profiling.runtimes.timing import LatencyStats, Timing, TimingSettings
 
 
 class Clock:
@@ -43,7 +43,7 @@ class SlowingRuntime(Runtime):
     the clock: the machine gets 1% slower every second, as a shared machine might."""
 
     name = "onnxruntime"
-    accepts_modules = True
+    accepts = frozenset({Source.MODULE})
 
     def __init__(self, clock: Clock, **_: Any) -> None:
         self.clock, self.cost_ms = clock, 0.0
@@ -51,11 +51,8 @@ class SlowingRuntime(Runtime):
     def slowdown(self) -> float:
         return 1.0 + 0.01 * (self.clock.now - 1_000_000.0)
 
-    def load_module(self, module: Any, example: Any) -> None:
-        self.cost_ms = 1e-3 * (1 + sum(p.numel() for p in module.parameters()))
-
-    def load(self, onnx_path: str | Path) -> None:
-        raise AssertionError("the fake runtime times modules")
+    def _load(self, source: Source, model: Any, input_names: Any) -> None:
+        self.cost_ms = 1e-3 * (1 + sum(p.numel() for p in model.parameters()))
 
     def run(self, inputs: Any) -> list[np.ndarray]:
         return []
@@ -78,7 +75,7 @@ def slowing(monkeypatch):
     """Every runtime the profiler and the drift reference open is a :class:`SlowingRuntime`
     on one shared clock (also the clock the profiler reads)."""
     clock = Clock()
-    monkeypatch.setattr(profiler_module, "get_runtime", lambda *a, **k: SlowingRuntime(clock))
+    monkeypatch.setattr(measure_module, "get_runtime", lambda *a, **k: SlowingRuntime(clock))
     monkeypatch.setattr(drift_module, "get_runtime", lambda *a, **k: SlowingRuntime(clock))
     monkeypatch.setattr(profiler_module.time, "time", clock)
     monkeypatch.setattr(profiler_module, "machine_load", lambda: {})

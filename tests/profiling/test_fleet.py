@@ -19,7 +19,7 @@ from fleet_hooks import DIE_ONCE, MEASURED
 from test_profiler import FAST_DEVICE, hnas, run, space_keys, wait_for_entries
 
 from hnas_edge.errors import HnasError
-from hnas_edge.profiling import profiler
+from hnas_edge.profiling import measure
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.fleet import FleetSettings, profile_fleet
@@ -91,7 +91,7 @@ def test_fleet_measures_the_keys_of_one_process_once_each(
     def no_runtime_here(*args, **kwargs):
         raise AssertionError("the driver built a runtime or a meter")
 
-    monkeypatch.setattr(profiler, "get_runtime", no_runtime_here)
+    monkeypatch.setattr(measure, "get_runtime", no_runtime_here)
     monkeypatch.setattr(EnergyMeasurer, "for_device", no_runtime_here)
     finished: list[str] = []
     fleet = profile_fleet(

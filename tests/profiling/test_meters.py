@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from hnas_edge.backend.base import Runtime
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling.energy import EnergyMeasurer
 from hnas_edge.profiling.meters import open_meter
@@ -14,7 +15,6 @@ from hnas_edge.profiling.meters.base import PowerSampler
 from hnas_edge.profiling.meters.estimate import EstimateMeter
 from hnas_edge.profiling.meters.jtop import total_power_w
 from hnas_edge.profiling.meters.rapl import RaplMeter, package_domains
-from hnas_edge.profiling.runtimes.base import Runtime
 
 
 def powercap(tmp_path, energy_uj=1000, max_range=10_000):
@@ -139,7 +139,7 @@ def test_energy_of_a_runtime_loops_the_timed_call_and_waits_for_the_device():
             return super().stop()
 
     class Queued(Runtime):
-        def load(self, onnx_path):
+        def _load(self, source, model, input_names):
             raise AssertionError
 
         def run(self, inputs):

@@ -12,7 +12,10 @@ import time
 import pytest
 from conftest import fast_device
 
-from hnas_edge.profiling.lut import Lut, merge
+from hnas_edge.errors import ConfigError
+from hnas_edge.io import tomllib
+from hnas_edge.profiling.device import DeviceProfile
+from hnas_edge.profiling.lut import Lut, check_target, merge
 from hnas_edge.profiling.profiler import Shard
 from hnas_edge.space.presets import get_preset
 
@@ -170,3 +173,58 @@ def test_validate_refuses_an_incomplete_lut(tmp_path, device):
     result = run("lut", "validate", str(out), "--device", device, "--samples", "8")
     assert result.returncode == 2
     assert "LUT lacks 55 key(s) needed for space avmnist" in result.stderr
+
+
+def complete_lut(path, **device) -> bytes:
+    """Every avmnist key priced, its header the fast device's with ``device`` changed (a
+    ``profile`` of None records none); returns the file's bytes."""
+    profile = DeviceProfile.from_dict(tomllib.loads(FAST_DEVICE), "fast").to_dict()
+    header = {"name": "cpu", "runtime": "onnxruntime", "precision": "fp32", "profile": profile}
+    header.update(device)
+    if header["profile"] is None:
+        del header["profile"]
+    entries = {key: {"latency_ms": {"median": 0.1}} for key in space_keys()}
+    Lut(device=header, settings={"batch": 1}, entries=entries).save(path)
+    return path.read_bytes()
+
+
+def test_validate_refuses_a_lut_profiled_at_another_precision_in_one_line(tmp_path, device):
+    """A calibration measured in fp32 must not be written into an fp16 LUT."""
+    out = tmp_path / "fp16.json"
+    before = complete_lut(out, precision="fp16")
+    result = run("lut", "validate", str(out), "--device", device, "--samples", "8")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert (
+        "was profiled for ('cpu', 'onnxruntime', 'fp16'), not ('cpu', 'onnxruntime', 'fp32'); "
+        "validate it with the same --device"
+    ) in result.stderr
+    assert out.read_bytes() == before
+
+
+def test_validate_refuses_a_lut_made_with_other_device_settings(tmp_path, device):
+    out = tmp_path / "two-threads.json"
+    profile = DeviceProfile.from_dict(tomllib.loads(FAST_DEVICE), "fast").to_dict()
+    before = complete_lut(out, profile={**profile, "threads": 2})
+    result = run("lut", "validate", str(out), "--device", device, "--samples", "8")
+    assert result.returncode == 2
+    assert "was profiled with other device settings (threads 2 → 1)" in result.stderr
+    assert "validate it with the device file it was made with" in result.stderr
+    assert out.read_bytes() == before
+
+
+def test_one_target_check_for_resume_and_validate(tmp_path):
+    """Name, runtime, precision, batch and settings, as a resume and a validation see them: a LUT
+    that records no device profile (made before profiles were recorded, or by hand) may be
+    calibrated, but takes no new entries."""
+    fast = DeviceProfile.from_dict(tomllib.loads(FAST_DEVICE), "fast")
+    complete_lut(tmp_path / "same.json")
+    same = Lut.load(tmp_path / "same.json")
+    check_target(same, "same.json", fast, redo="resume it", batch=1)
+    with pytest.raises(ConfigError, match="was profiled at batch 1, not --batch 4; resume it"):
+        check_target(same, "same.json", fast, redo="resume it", batch=4)
+    complete_lut(tmp_path / "bare.json", profile=None)
+    bare = Lut.load(tmp_path / "bare.json")
+    check_target(bare, "bare.json", fast, redo="validate it", adds_entries=False)
+    with pytest.raises(ConfigError, match="other device settings"):
+        check_target(bare, "bare.json", fast, redo="resume it", batch=1)

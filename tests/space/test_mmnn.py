@@ -8,8 +8,8 @@ import re
 import pytest
 import torch
 
+from hnas_edge.backend.onnx import export_onnx, onnx_parity
 from hnas_edge.errors import ConfigError
-from hnas_edge.export.onnx import export_onnx, onnx_parity
 from hnas_edge.space.fusion import CellGene, Genotype, NodeGene
 from hnas_edge.space.mmnn import MultimodalArch, arch_parts, build_fresh, random_arch
 from hnas_edge.space.presets import PRESETS, get_preset

@@ -1,5 +1,5 @@
 """torch: the runtime of the `gpu` profile (CUDA, CUDA events, optional CUDA graphs), and a CPU
-fallback. It times torch modules directly (``load_module``); it cannot read ONNX files.
+fallback. It times torch modules directly (``Source.MODULE``); it cannot read ONNX files.
 
 On a GPU, eager launches are timed as Python overhead (an MBConv block: 190–330 µs eager vs 26–30
 µs replayed as a graph on an H100, measured by us), so the `gpu` profile replays each part as a CUDA
@@ -9,20 +9,19 @@ graph, which is what a TensorRT enqueue also avoids.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from hnas_edge.backend.base import Inputs, Runtime, Source
+from hnas_edge.backend.timing import LatencyStats, Timing, TimingSettings, time_callable
 from hnas_edge.errors import HnasError
-from hnas_edge.profiling.runtimes.base import Inputs, Runtime
-from hnas_edge.profiling.runtimes.timing import LatencyStats, Timing, TimingSettings, time_callable
 
 
 class TorchRuntime(Runtime):
     name = "torch"
-    accepts_modules = True
+    accepts = frozenset({Source.MODULE})
 
     def __init__(
         self,
@@ -45,16 +44,10 @@ class TorchRuntime(Runtime):
         self.module = None
         self.graph = None
 
-    def load(self, onnx_path: str | Path) -> None:
-        raise HnasError(
-            "the torch runtime times torch modules, not ONNX files; use load_module() "
-            '(the profiler does) or a device profile with runtime = "onnxruntime"'
-        )
-
-    def load_module(self, module: Any, example: Mapping[str, Any]) -> None:
+    def _load(self, source: Source, model: Any, input_names: Sequence[str]) -> None:
         dtype = self.torch.float16 if self._half else self.torch.float32
-        self.module = module.eval().to(self.device, dtype)
-        self.names = list(example)
+        self.module = model.eval().to(self.device, dtype)
+        self.names = list(input_names)
         self.graph = None
 
     @property
@@ -93,7 +86,7 @@ class TorchRuntime(Runtime):
 
     def run(self, inputs: Inputs) -> list[np.ndarray]:
         if self.module is None:
-            raise HnasError("no module loaded; call load_module() first")
+            raise HnasError("no module loaded; call load() first")
         with self.torch.no_grad():
             out = self.module(*self._tensors(inputs))
         outs = out if isinstance(out, tuple | list) else (out,)

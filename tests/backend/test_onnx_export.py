@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from hnas_edge.export.onnx import OPSET, export_onnx, onnx_parity
+from hnas_edge.backend.onnx import OPSET, export_onnx, onnx_parity
 from hnas_edge.space.ofa import OFASupernet
 from hnas_edge.space.presets import PRESETS, get_preset
 from hnas_edge.space.specs import ConvSpec, MBConvSpec

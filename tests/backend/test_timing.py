@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hnas_edge.backend.timing import LatencyStats, TimingSettings, time_callable
 from hnas_edge.errors import ConfigError
-from hnas_edge.profiling.runtimes.timing import LatencyStats, TimingSettings, time_callable
 
 
 class FakeClock:

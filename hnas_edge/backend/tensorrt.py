@@ -11,15 +11,16 @@ timings across builds, so profiling hundreds of parts does not re-time the same 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hnas_edge.backend.base import Inputs, Runtime, Source
+from hnas_edge.backend.timing import LatencyStats, Timing, TimingSettings, time_callable
 from hnas_edge.errors import HnasError, MissingLibraryError
 from hnas_edge.io import atomic_write_bytes
-from hnas_edge.profiling.runtimes.base import Inputs, Runtime
-from hnas_edge.profiling.runtimes.timing import LatencyStats, Timing, TimingSettings, time_callable
 
 WORKSPACE_BYTES = 1 << 30
 
@@ -99,7 +100,7 @@ def _import_cudart() -> Any:
     return cudart
 
 
-def _check(result: Any) -> Any:
+def cuda_checked(result: Any) -> Any:
     """cuda-python returns (error, *values); raise on an error, return the values."""
     err, *values = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
@@ -109,6 +110,7 @@ def _check(result: Any) -> Any:
 
 class TensorRTRuntime(Runtime):
     name = "tensorrt"
+    accepts = frozenset({Source.ONNX, Source.PLAN})
 
     def __init__(
         self,
@@ -124,7 +126,7 @@ class TensorRTRuntime(Runtime):
         self.logger = self.trt.Logger(self.trt.Logger.WARNING)
         cache_dir = Path.home() / ".cache" / "hnas-edge"
         self.timing_cache = Path(timing_cache or cache_dir / f"trt-{self.version}.cache")
-        self.stream = _check(self.cudart.cudaStreamCreate())
+        self.stream = cuda_checked(self.cudart.cudaStreamCreate())
         self.engine = self.context = None
         self.buffers: dict[str, tuple[int, np.ndarray]] = {}
 
@@ -163,12 +165,13 @@ class TensorRTRuntime(Runtime):
         atomic_write_bytes(self.timing_cache, bytes(config.get_timing_cache().serialize()))
         return bytes(plan)
 
-    def load(self, onnx_path: str | Path) -> None:
-        path = Path(onnx_path)
-        plan = path.read_bytes() if path.suffix == ".plan" else self.build(path)
-        self.load_plan(plan)
-
-    def load_plan(self, plan: bytes) -> None:
+    def _load(self, source: Source, model: Any, input_names: Sequence[str]) -> None:
+        """An ONNX file is built into an engine here; a plan (its bytes or its path) is
+        deserialised as it is."""
+        if source is Source.ONNX:
+            plan = self.build(model)
+        else:
+            plan = model if isinstance(model, bytes) else Path(model).read_bytes()
         self.close()
         runtime = self.trt.Runtime(self.logger)
         self.engine = runtime.deserialize_cuda_engine(plan)
@@ -180,7 +183,7 @@ class TensorRTRuntime(Runtime):
         self.context = self.engine.create_execution_context()
         for name, shape, dtype, _ in self._io():
             host = np.empty(tuple(shape), dtype=self.trt.nptype(dtype))
-            self.buffers[name] = (_check(self.cudart.cudaMalloc(host.nbytes)), host)
+            self.buffers[name] = (cuda_checked(self.cudart.cudaMalloc(host.nbytes)), host)
             if self.api == "tensors":
                 self.context.set_tensor_address(name, self.buffers[name][0])
         self.inputs = [name for name, *_, is_input in self._io() if is_input]
@@ -217,7 +220,7 @@ class TensorRTRuntime(Runtime):
             pointer, host = self.buffers[name]
             check_feed(name, host.shape, inputs[name].shape)
             np.copyto(host, inputs[name].astype(host.dtype, copy=False))
-            _check(self.cudart.cudaMemcpy(pointer, host.ctypes.data, host.nbytes, kind))
+            cuda_checked(self.cudart.cudaMemcpy(pointer, host.ctypes.data, host.nbytes, kind))
 
     def enqueue(self) -> None:
         if self.api == "bindings":
@@ -235,12 +238,12 @@ class TensorRTRuntime(Runtime):
             raise HnasError("no engine loaded; call load() first")
         self.prepare(inputs)
         self.enqueue()
-        _check(self.cudart.cudaStreamSynchronize(self.stream))
+        cuda_checked(self.cudart.cudaStreamSynchronize(self.stream))
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         outputs = []
         for name in self.outputs:
             pointer, host = self.buffers[name]
-            _check(self.cudart.cudaMemcpy(host.ctypes.data, pointer, host.nbytes, kind))
+            cuda_checked(self.cudart.cudaMemcpy(host.ctypes.data, pointer, host.nbytes, kind))
             outputs.append(host.copy())
         return outputs
 
@@ -249,7 +252,7 @@ class TensorRTRuntime(Runtime):
         return time_callable(self.enqueue, settings, clock=self._synced_clock, timed=self._events)
 
     def synchronize(self) -> None:
-        _check(self.cudart.cudaStreamSynchronize(self.stream))
+        cuda_checked(self.cudart.cudaStreamSynchronize(self.stream))
 
     def _synced_clock(self) -> int:
         self.synchronize()
@@ -258,18 +261,18 @@ class TensorRTRuntime(Runtime):
     def _events(self, call: Any, settings: TimingSettings) -> LatencyStats:
         """CUDA events recorded on the stream around each enqueue."""
         cudart = self.cudart
-        begin, end = _check(cudart.cudaEventCreate()), _check(cudart.cudaEventCreate())
+        begin, end = cuda_checked(cudart.cudaEventCreate()), cuda_checked(cudart.cudaEventCreate())
         samples: list[float] = []
         started = time.perf_counter()
         try:
             while len(samples) < settings.min_iters or time.perf_counter() - started < (
                 settings.min_time_s
             ):
-                _check(cudart.cudaEventRecord(begin, self.stream))
+                cuda_checked(cudart.cudaEventRecord(begin, self.stream))
                 call()
-                _check(cudart.cudaEventRecord(end, self.stream))
-                _check(cudart.cudaEventSynchronize(end))
-                samples.append(float(_check(cudart.cudaEventElapsedTime(begin, end))))
+                cuda_checked(cudart.cudaEventRecord(end, self.stream))
+                cuda_checked(cudart.cudaEventSynchronize(end))
+                samples.append(float(cuda_checked(cudart.cudaEventElapsedTime(begin, end))))
         finally:
             cudart.cudaEventDestroy(begin)
             cudart.cudaEventDestroy(end)

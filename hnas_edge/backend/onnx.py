@@ -1,4 +1,5 @@
-"""Export any module of the model library to ONNX, and check it against torch with onnxruntime.
+"""Export any module of the model library to ONNX, and check it against torch with onnxruntime
+(the reference run every export and plan is compared with).
 
 One function serves a single block (what the profiler measures), an extracted subnet and a whole
 multimodal network: inputs are given by name, in the order ``forward`` takes them, and become
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hnas_edge.backend.base import Source
 from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_bytes
 
@@ -64,18 +66,22 @@ def export_onnx(
     return path
 
 
-def run_onnx(path: str | Path, inputs: Mapping[str, np.ndarray], threads: int = 1) -> list:
-    """Outputs of an ONNX file under onnxruntime's CPU provider. Inputs the graph does not read
-    (the exporter drops a modality the fusion network never reads) are left out."""
-    import onnxruntime as ort
+def graph_inputs(path: str | Path) -> set[str]:
+    """The input names an ONNX file's graph kept (an exporter drops an input nobody reads)."""
+    import onnx
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    names = {i.name for i in session.get_inputs()}
-    return session.run(None, {k: v for k, v in inputs.items() if k in names})
+    return {i.name for i in onnx.load(str(path), load_external_data=False).graph.input}
+
+
+def run_onnx(path: str | Path, inputs: Mapping[str, np.ndarray], threads: int = 1) -> list:
+    """Outputs of an ONNX file under onnxruntime's CPU provider, the reference every export is
+    checked against. Inputs the graph does not read (the exporter drops a modality the fusion
+    network never reads) are left out."""
+    from hnas_edge.backend.onnxruntime import OnnxRuntime
+
+    with OnnxRuntime(threads=threads) as runtime:
+        runtime.load(Source.ONNX, path)
+        return runtime.run(inputs)
 
 
 @dataclass(frozen=True)
