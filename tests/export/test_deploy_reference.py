@@ -15,7 +15,7 @@ from hnas_edge.export.onnx import export_onnx
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.drift import REFERENCE, reference_module
 from hnas_edge.profiling.runtimes import get_runtime
-from hnas_edge.reporting import print_bench
+from hnas_edge.ui.deploy import print_bench
 
 FAST = DeviceProfile.from_dict(
     {
