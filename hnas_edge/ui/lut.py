@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from hnas_edge.profiling.lut import Calibration
+from hnas_edge.profiling.lut import Calibration, Lut
 from hnas_edge.profiling.state import load_warnings
 from hnas_edge.profiling.summary import LutSummary
 
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from hnas_edge.profiling.compare import Agreement, Comparison
     from hnas_edge.profiling.cost import CostBreakdown
     from hnas_edge.profiling.coverage import Coverage
-    from hnas_edge.profiling.lut import Lut
     from hnas_edge.profiling.lut_transfer import TransferReport
     from hnas_edge.profiling.transfer import TransferModel
     from hnas_edge.profiling.validate import MetricReport, ValidationReport
@@ -172,7 +171,7 @@ def _fidelity_row(table: Table, label: str, report: MetricReport) -> None:
 
 
 def print_validation(console: Console, report: ValidationReport, path: Path) -> None:
-    from hnas_edge.profiling.validate import FIDELITY_TARGET  # here: the LUT commands need no torch
+    from hnas_edge.profiling.validate import FIDELITY_TARGET  # here: it pulls torch, lut show not
 
     at = f" at batch {report.batch}" if report.batch > 1 else ""
     console.print(
@@ -255,7 +254,7 @@ def _scales_text(model: TransferModel, unit: str) -> str:
 
 
 def print_transfer(console: Console, report: TransferReport, path: Path) -> None:
-    from hnas_edge.profiling.lut_transfer import held_out_table  # here: as FIDELITY_TARGET
+    from hnas_edge.profiling.lut_transfer import held_out_table  # here: it pulls torch
 
     console.print(f"source: {source_text(report.source)}", highlight=False)
     console.print(
