@@ -65,9 +65,9 @@ app.add_typer(space_app, name="space")
 @space_app.command("show")
 def space_show(name: str = typer.Argument(..., help="Preset: avmnist, memes or mmimdb.")) -> None:
     """Print a preset's backbones: configurations, parameter and MAC ranges, fusion candidates."""
-    from hnas_edge.reporting import print_space_summary
     from hnas_edge.space.presets import get_preset
     from hnas_edge.space.summary import summarize_preset
+    from hnas_edge.ui.space import print_space_summary
 
     preset = get_preset(name)
     print_space_summary(console, preset, summarize_preset(preset))
@@ -113,7 +113,8 @@ def profile(
     fleet of such devices joined in a Ray cluster). One process writes a LUT at a time: a
     second one for the same --out is refused."""
     from hnas_edge.profiling.device import DeviceProfile
-    from hnas_edge.profiling.profiler import ProfileRequest, Shard, profile_with_progress
+    from hnas_edge.profiling.profiler import ProfileRequest, Shard
+    from hnas_edge.ui.measure import profile_with_progress
 
     profile_device = DeviceProfile.load(device)
     request = ProfileRequest(
@@ -133,12 +134,13 @@ def profile(
     elif validate:
         raise HnasError("--validate runs on one machine; drop it with --ray-address")
     else:
-        from hnas_edge.profiling.fleet import FleetSettings, profile_fleet_with_progress
+        from hnas_edge.profiling.fleet import FleetSettings
+        from hnas_edge.ui.measure import profile_fleet_with_progress
 
         lut = profile_fleet_with_progress(request, FleetSettings(ray_address), console)
     console.print(f"wrote {request.out}: {len(lut)} entries")
     if validate:
-        from hnas_edge.reporting import print_interleaved
+        from hnas_edge.ui.lut import print_interleaved
 
         print_interleaved(console, lut.extra["validation"])
 
@@ -182,9 +184,8 @@ def train(
     out: Path = typer.Option(..., "--out", help="Folder for the supernets and train.json."),
 ) -> None:
     """Train one once-for-all supernet per modality (sandwich rule, in-place distillation)."""
-    from hnas_edge.reporting import print_training
     from hnas_edge.train.config import TrainConfig
-    from hnas_edge.train.progress import train_with_progress
+    from hnas_edge.ui.train import print_training, train_with_progress
 
     config = TrainConfig(epochs=epochs, seed=seed, limit=limit)
     record = train_with_progress(
@@ -295,20 +296,19 @@ def search(
 
     from hnas_edge.accelerator import resolve
     from hnas_edge.cluster import import_ray
-    from hnas_edge.reporting import print_search
     from hnas_edge.search.config import SearchConfig, get_budget
     from hnas_edge.search.darts import DartsConfig
     from hnas_edge.search.engine import claim_out
     from hnas_edge.search.evaluate import SearchInputs
     from hnas_edge.search.evolution import EvolutionConfig
     from hnas_edge.search.executor import RayOptions
-    from hnas_edge.search.progress import (
-        check_data,
-        check_lut,
-        ensure_supernets,
+    from hnas_edge.search.preflight import check_data, check_lut
+    from hnas_edge.train.loop import set_threads
+    from hnas_edge.ui.search import (
+        ensure_supernets_with_progress,
+        print_search,
         search_with_progress,
     )
-    from hnas_edge.train.loop import set_threads
 
     set_threads(threads)
     plan = get_budget(budget)
@@ -338,7 +338,7 @@ def search(
     claim_out(out, resume)  # before any work
     check_lut(lut, dataset, accounting)  # before training supernets for nothing
     check_data(dataset, data_dir)
-    folder = ensure_supernets(
+    folder = ensure_supernets_with_progress(
         supernets, dataset, data_dir, out, console, accelerator, deterministic
     )
     inputs = SearchInputs(folder, dataset, data_dir, lut, config, out, accelerator, deterministic)
@@ -398,7 +398,7 @@ def deploy(
     from hnas_edge.deploy.runner import bench as run_bench
     from hnas_edge.deploy.runner import evaluate_split, open_artifact, predict_file
     from hnas_edge.profiling.device import DeviceProfile
-    from hnas_edge.reporting import print_bench, print_split
+    from hnas_edge.ui.deploy import print_bench, print_split
 
     profile = DeviceProfile.load(device)
     with open_artifact(path, profile) as deployed:
@@ -423,7 +423,7 @@ def quickstart(
 ) -> None:
     """The whole pipeline on the bundled dataset and the cpu profile (15–20 min on 2 cores)."""
     from hnas_edge.quickstart import quickstart as run
-    from hnas_edge.reporting import print_quickstart
+    from hnas_edge.ui.deploy import print_quickstart
 
     record = run(out, console, accelerator=accelerator, deterministic=deterministic)
     print_quickstart(console, record, out)
@@ -440,7 +440,7 @@ def lut_show(path: Path = typer.Argument(..., help="LUT JSON file.")) -> None:
     """Summarise a LUT: its target, how its figures were obtained, their spread."""
     from hnas_edge.profiling.lut import Lut
     from hnas_edge.profiling.summary import summarize
-    from hnas_edge.reporting import print_lut_summary
+    from hnas_edge.ui.lut import print_lut_summary
 
     print_lut_summary(console, summarize(Lut.load(path)), path)
 
@@ -456,8 +456,8 @@ def lut_check(
     """List the keys a search space needs that the LUT lacks (exit 1 when any is missing)."""
     from hnas_edge.profiling.coverage import coverage
     from hnas_edge.profiling.lut import Lut
-    from hnas_edge.reporting import print_coverage
     from hnas_edge.space.presets import get_preset
+    from hnas_edge.ui.lut import print_coverage
 
     report = coverage(Lut.load(path), get_preset(space), accounting)
     print_coverage(console, report, path)
@@ -488,8 +488,8 @@ def lut_predict(
     from hnas_edge.profiling.cost import predict
     from hnas_edge.profiling.coverage import default_accounting
     from hnas_edge.profiling.lut import Lut
-    from hnas_edge.reporting import print_prediction
     from hnas_edge.space.presets import get_preset
+    from hnas_edge.ui.lut import print_prediction
 
     lut = Lut.load(path)
     accounting = accounting or default_accounting(lut)
@@ -507,8 +507,8 @@ def lut_validate(
 ) -> None:
     """Measure random whole networks, compare with the LUT sums, fit and store the calibration."""
     from hnas_edge.profiling.device import DeviceProfile
-    from hnas_edge.profiling.validate import validate_with_progress
-    from hnas_edge.reporting import print_validation
+    from hnas_edge.ui.lut import print_validation
+    from hnas_edge.ui.measure import validate_with_progress
 
     report = validate_with_progress(path, DeviceProfile.load(device), space, samples, seed, console)
     print_validation(console, report, path)
@@ -528,8 +528,9 @@ def lut_transfer(
 ) -> None:
     """A LUT for this device from another device's LUT and a few whole networks measured here."""
     from hnas_edge.profiling.device import DeviceProfile
-    from hnas_edge.profiling.lut_transfer import TransferRequest, transfer_with_progress
-    from hnas_edge.reporting import print_transfer
+    from hnas_edge.profiling.lut_transfer import TransferRequest
+    from hnas_edge.ui.lut import print_transfer
+    from hnas_edge.ui.measure import transfer_with_progress
 
     request = TransferRequest(source, DeviceProfile.load(device), space, samples, out, seed, force)
     print_transfer(console, transfer_with_progress(request, console), out)
@@ -578,8 +579,8 @@ def lut_compare(
     """How far two devices' costs disagree: per part, and in the ranking of whole networks."""
     from hnas_edge.profiling.compare import compare_luts
     from hnas_edge.profiling.lut import Lut
-    from hnas_edge.reporting import print_comparison
     from hnas_edge.space.presets import get_preset
+    from hnas_edge.ui.lut import print_comparison
 
     a, b = Lut.load(first), Lut.load(second)
     comparison = compare_luts(a, b, get_preset(space), samples, seed, accounting)

@@ -139,22 +139,23 @@ def pick_models(front: dict[str, Any]) -> dict[str, str]:
 
 
 def _profile(device: Any, lut: Path, console: Console) -> None:
-    from hnas_edge.profiling.profiler import ProfileRequest, profile_with_progress
+    from hnas_edge.profiling.profiler import ProfileRequest
+    from hnas_edge.ui.measure import profile_with_progress
 
     request = ProfileRequest(device=device, space=SPACE, out=lut, resume=lut.exists())
     profile_with_progress(request, console)
 
 
 def _validate(device: Any, lut: Path, samples: int, console: Console) -> None:
-    from hnas_edge.profiling.validate import validate_with_progress
-    from hnas_edge.reporting import print_validation
+    from hnas_edge.ui.lut import print_validation
+    from hnas_edge.ui.measure import validate_with_progress
 
     print_validation(console, validate_with_progress(lut, device, SPACE, samples, 0, console), lut)
 
 
 def _train(folder: Path, console: Console, accelerator: str, deterministic: bool) -> None:
     from hnas_edge.train.config import TrainConfig
-    from hnas_edge.train.progress import train_with_progress
+    from hnas_edge.ui.train import train_with_progress
 
     train_with_progress(
         DATASET,
@@ -177,12 +178,11 @@ def _search(
     accelerator: str,
     deterministic: bool,
 ) -> None:
-    from hnas_edge.reporting import print_search
     from hnas_edge.search.config import SearchConfig
     from hnas_edge.search.darts import DartsConfig
     from hnas_edge.search.evaluate import SearchInputs
     from hnas_edge.search.evolution import EvolutionConfig
-    from hnas_edge.search.progress import search_with_progress
+    from hnas_edge.ui.search import print_search, search_with_progress
 
     config = SearchConfig(
         evolution=EvolutionConfig(population=budget.population, generations=budget.generations),

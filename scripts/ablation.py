@@ -29,7 +29,7 @@ from hnas_edge.search.darts import DEFAULT_HW_WEIGHT, DartsConfig
 from hnas_edge.search.evaluate import SearchInputs
 from hnas_edge.search.evolution import EvolutionConfig
 from hnas_edge.search.plots import error_label, figure, save_png
-from hnas_edge.search.progress import search_with_progress
+from hnas_edge.ui.search import search_with_progress
 
 
 def run_mode(args: argparse.Namespace, mode: str, console: Console) -> dict[str, Any]:

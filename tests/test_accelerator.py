@@ -197,21 +197,21 @@ def test_hnas_search_and_quickstart_hand_the_accelerator_to_every_worker(
     from typer.testing import CliRunner
 
     import hnas_edge.quickstart
-    import hnas_edge.reporting
-    import hnas_edge.search.progress
+    import hnas_edge.ui.deploy
+    import hnas_edge.ui.search
     from hnas_edge.cli import app
 
     seen = {}
     monkeypatch.setattr(
-        hnas_edge.search.progress,
+        hnas_edge.ui.search,
         "search_with_progress",
         lambda inputs, *args: seen.setdefault("inputs", inputs),
     )
-    monkeypatch.setattr(hnas_edge.reporting, "print_search", lambda *args: None)
+    monkeypatch.setattr(hnas_edge.ui.search, "print_search", lambda *args: None)
     monkeypatch.setattr(
         hnas_edge.quickstart, "quickstart", lambda out, console, **kw: seen.setdefault("qs", kw)
     )
-    monkeypatch.setattr(hnas_edge.reporting, "print_quickstart", lambda *args: None)
+    monkeypatch.setattr(hnas_edge.ui.deploy, "print_quickstart", lambda *args: None)
     _, supernets = trained
     flags = ("--accelerator", "cpu", "--deterministic")
     search = ("search", "--lut", str(lut), "--supernets", str(supernets), "--out", str(tmp_path))

@@ -605,7 +605,7 @@ def test_validate_says_plainly_when_fidelity_after_calibration_is_low(tmp_path):
     from hnas_edge.profiling.fidelity import Fidelity
     from hnas_edge.profiling.lut import Calibration
     from hnas_edge.profiling.validate import MetricReport, ValidationReport
-    from hnas_edge.reporting import print_validation
+    from hnas_edge.ui.lut import print_validation
 
     def report(within_10, others_cpu_share=0.0):
         fit = Fidelity(4, within_10, within_10, 0.5, 0.2)

@@ -30,7 +30,6 @@ from hnas_edge.profiling.profiler import (
     new_lut,
     open_lut,
     pending_specs,
-    profile_with_progress,
 )
 from hnas_edge.space.specs import LayerSpec
 
@@ -232,14 +231,3 @@ def profile_fleet(
     if failed:
         raise _failure(request, failed, len(lut))
     return lut
-
-
-def profile_fleet_with_progress(
-    request: ProfileRequest, settings: FleetSettings, console: Any
-) -> Lut:
-    """:func:`profile_fleet` with the progress bar of the single-process profiler."""
-
-    def run(request: ProfileRequest, on_progress: OnProgress) -> Lut:
-        return profile_fleet(request, settings, on_progress)
-
-    return profile_with_progress(request, console, run)

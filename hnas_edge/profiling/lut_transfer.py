@@ -335,15 +335,6 @@ def transfer(
     return replace(report, seconds=seconds)
 
 
-def transfer_with_progress(request: TransferRequest, console: Any) -> TransferReport:
-    from hnas_edge.reporting import progress_bar
-
-    check_request(request)  # refusals print their line without a progress bar above it
-    with progress_bar(console) as bar:
-        task = bar.add_task(f"measuring {request.space} networks", total=request.samples, detail="")
-        return transfer(request, lambda done, _: bar.update(task, completed=done))
-
-
 def held_out_table(report: TransferReport) -> list[tuple[str, Fidelity, Fidelity]]:
     """(metric, transferred model cross-validated, source's raw sums) over the networks."""
     rows = [("latency", report.latency.held_out, report.latency.held_out_source)]

@@ -33,7 +33,7 @@ from hnas_edge.profiling.drift import (
 from hnas_edge.profiling.lut import Lut, check_target
 from hnas_edge.profiling.measure import Bench, HostInfo, WholeNetwork
 from hnas_edge.profiling.pinning import pinned
-from hnas_edge.profiling.state import load_warnings, machine_load
+from hnas_edge.profiling.state import machine_load
 from hnas_edge.profiling.validate import MIN_SAMPLES, calibrate, sample_archs
 from hnas_edge.space.presets import get_preset
 from hnas_edge.space.specs import LayerSpec
@@ -268,26 +268,3 @@ def _with_progress(specs: Sequence[Any], on_progress: OnProgress | None) -> Iter
         if on_progress:
             on_progress(i, len(specs), spec)
         yield spec
-
-
-def profile_with_progress(
-    request: ProfileRequest,
-    console: Any,
-    run: Callable[[ProfileRequest, OnProgress], Lut] = profile,
-) -> Lut:
-    """``run`` (:func:`profile` or a fleet's) with a rich progress bar (entries done, ETA, the
-    part being measured)."""
-    from hnas_edge.reporting import progress_bar
-
-    with progress_bar(console, "part", deferred=True) as bar:
-        task = bar.add_task(f"profiling {request.space}", total=None, part="")
-
-        def advance(done: int, total: int, spec: LayerSpec | dict[str, Any]) -> None:
-            what = "whole network (--validate)" if isinstance(spec, dict) else spec.key[:60]
-            bar.update(task, completed=done, total=total, part=what)
-
-        lut = run(request, advance)
-        bar.update(task, completed=bar.tasks[0].total or 0, part="done")
-    for line in load_warnings(lut.extra.get("load")):
-        console.print(line, markup=False, highlight=False)
-    return lut

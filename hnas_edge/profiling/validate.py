@@ -338,15 +338,3 @@ def _drift_factors(
     factors = [correction(baseline, times, float(n.at)) for n in networks]  # type: ignore[arg-type]
     info = {**drift_record(times, baseline), "baseline_from": source, "factors": factors}
     return info, factors
-
-
-def validate_with_progress(
-    lut_path: Path, device: DeviceProfile, space: str, samples: int, seed: int, console: Any
-) -> ValidationReport:
-    from hnas_edge.reporting import progress_bar
-
-    with progress_bar(console, deferred=True) as bar:
-        task = bar.add_task(f"measuring {space} networks", total=samples, detail="")
-        return validate(
-            lut_path, device, space, samples, seed, lambda done, _: bar.update(task, completed=done)
-        )

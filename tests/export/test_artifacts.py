@@ -19,7 +19,7 @@ from hnas_edge.export.searched import load_searched
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.lut import Calibration, Lut
 from hnas_edge.quickstart import Budget, pick_models, quickstart
-from hnas_edge.reporting import print_split
+from hnas_edge.ui.deploy import print_split
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = DeviceProfile.load("cpu")

@@ -15,7 +15,7 @@ from hnas_edge.deploy.runner import BenchReport, Deployed, bench, check_sidecar
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.drift import REFERENCE, reference_module
-from hnas_edge.reporting import print_bench
+from hnas_edge.ui.deploy import print_bench
 
 FAST = DeviceProfile.from_dict(
     {

@@ -37,9 +37,9 @@ from hnas_edge.profiling.transfer import (
     nnls,
 )
 from hnas_edge.profiling.validate import WholeNetwork, sample_archs
-from hnas_edge.reporting import print_lut_summary
 from hnas_edge.space.mmnn import MultimodalArch, arch_parts
 from hnas_edge.space.presets import get_preset
+from hnas_edge.ui.lut import print_lut_summary
 
 PRESET = get_preset("avmnist")
 TARGET = DeviceProfile.from_dict(

@@ -12,13 +12,13 @@ from conftest import run_search as run
 from rich.console import Console
 
 from hnas_edge.errors import ConfigError, HnasError
-from hnas_edge.reporting import print_search
 from hnas_edge.search.engine import SearchProgress, load_state
 from hnas_edge.search.evaluate import Evaluator, SearchInputs, late_fusion
 from hnas_edge.search.plots import error_label
-from hnas_edge.search.progress import check_inputs
+from hnas_edge.search.preflight import check_inputs
 from hnas_edge.space.mmnn import MultimodalArch, build_fresh
 from hnas_edge.train import checkpoint
+from hnas_edge.ui.search import print_search
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

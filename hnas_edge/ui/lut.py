@@ -1,67 +1,27 @@
-"""Rich rendering of results for the CLI; no logic beyond layout lives here."""
+"""How the LUT commands show their results: `lut show/check/predict/validate/transfer/compare`
+and `profile --validate`'s calibration line."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
+from hnas_edge.profiling.lut import Calibration, Lut
+from hnas_edge.profiling.state import load_warnings
 from hnas_edge.profiling.summary import LutSummary
-from hnas_edge.space.specs import shape_text
 
 if TYPE_CHECKING:
     from hnas_edge.profiling.architecture import PricedArchitecture
     from hnas_edge.profiling.compare import Agreement, Comparison
     from hnas_edge.profiling.cost import CostBreakdown
     from hnas_edge.profiling.coverage import Coverage
-    from hnas_edge.profiling.lut import Lut
     from hnas_edge.profiling.lut_transfer import TransferReport
+    from hnas_edge.profiling.transfer import TransferModel
     from hnas_edge.profiling.validate import MetricReport, ValidationReport
-    from hnas_edge.space.presets import SpacePreset
-    from hnas_edge.space.summary import BackboneSummary
-
-
-class DeferredProgress(Progress):
-    """A progress bar drawn from its first update on, not from ``with``: a command refused once
-    inside (a LUT another process is writing) prints its one error line and no empty bar."""
-
-    def __enter__(self) -> DeferredProgress:
-        return self
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        if not self.live.is_started:
-            self.start()
-        super().update(*args, **kwargs)
-
-    def stop(self) -> None:
-        if self.live.is_started:  # never drawn: not even the blank line a stop prints
-            super().stop()
-
-
-def progress_bar(
-    console: Console, detail_field: str = "detail", deferred: bool = False
-) -> Progress:
-    """The one progress bar of the CLI: what, bar, done/total, elapsed, ETA, a detail field;
-    ``deferred``: drawn from its first update on."""
-    return (DeferredProgress if deferred else Progress)(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn(f"{{task.fields[{detail_field}]}}"),
-        console=console,
-    )
 
 
 def _fmt_counts(counts: dict[str, int]) -> str:
@@ -117,8 +77,6 @@ def print_lut_summary(console: Console, summary: LutSummary, path: Path) -> None
         for warning in transfer.get("warnings") or []:
             console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if summary.calibration:
-        from hnas_edge.profiling.lut import Calibration
-
         for metric, cal in summary.calibration.items():
             console.print(
                 f"{calibration_text(Calibration.from_dict(cal), metric)}", highlight=False
@@ -127,9 +85,9 @@ def print_lut_summary(console: Console, summary: LutSummary, path: Path) -> None
         console.print("calibration: none yet (run `hnas lut validate` to fit one)")
 
 
-def print_interleaved(console: Console, validation: dict[str, Any]) -> None:
+def print_interleaved(console: Console, validation: Mapping[str, Any]) -> None:
     """``hnas profile --validate``: the calibration fitted on the networks measured among the
-    parts, in one line."""
+    parts, in one line, from the record the LUT holds (``validation``)."""
     latency = validation["latency"]
     held = latency["held_out_after"]
     errors = ", ".join(
@@ -144,7 +102,7 @@ def print_interleaved(console: Console, validation: dict[str, Any]) -> None:
     )
 
 
-def calibration_text(cal: Any, metric: str = "latency") -> str:
+def calibration_text(cal: Calibration, metric: str = "latency") -> str:
     """One line: the plain model's a, c, b, or the per-kind model's scales, c and b."""
     if cal.grouping is None:
         model = f"a={cal.a:.4f} c={cal.c:.5f} b={cal.b:.4f}"
@@ -152,42 +110,6 @@ def calibration_text(cal: Any, metric: str = "latency") -> str:
         scales = " ".join(f"{g}×{v:.3f}" for g, v in cal.scales.items())
         model = f"per part kind ({cal.grouping}: {scales}) c={cal.c:.5f} b={cal.b:.4f}"
     return f"calibration {metric}: {model} (fitted on {cal.fitted_on} networks)"
-
-
-def _span(low: int, high: int) -> str:
-    unit, suffix = (1e6, "M") if high >= 1e6 else (1e3, "k")
-    return f"{low / unit:.3g}–{high / unit:.3g} {suffix}"
-
-
-def print_space_summary(
-    console: Console, preset: SpacePreset, backbones: list[BackboneSummary]
-) -> None:
-    console.print(
-        f"[bold]{preset.name}[/]: {', '.join(preset.modalities)} → {preset.n_classes} classes "
-        f"({preset.task})"
-    )
-    table = Table("modality", "backbone", "input", "configurations", "parameters", "MACs")
-    for b in backbones:
-        table.add_row(
-            b.modality,
-            b.kind,
-            shape_text(b.in_shape),
-            f"{b.num_configs:.3g}" if b.num_configs > 9999 else str(b.num_configs),
-            _span(*b.params),
-            _span(*b.macs),
-        )
-    console.print(table)
-    total = 1
-    for b in backbones:
-        total *= b.num_configs
-    console.print(
-        f"backbone combinations: {total:.3g}; fusion: features adapted to "
-        f"C={preset.fusion_C} × L={preset.fusion_L}, cells {list(preset.cells)}, "
-        f"nodes per cell {list(preset.nodes)}"
-    )
-    for b in backbones:
-        shapes = ", ".join(shape_text(s) for s in b.feature_shapes)
-        console.print(f"fusion candidates of {b.modality}: {shapes}")
 
 
 def print_coverage(console: Console, report: Coverage, path: Path) -> None:
@@ -249,8 +171,7 @@ def _fidelity_row(table: Table, label: str, report: MetricReport) -> None:
 
 
 def print_validation(console: Console, report: ValidationReport, path: Path) -> None:
-    from hnas_edge.profiling.state import load_warnings
-    from hnas_edge.profiling.validate import FIDELITY_TARGET
+    from hnas_edge.profiling.validate import FIDELITY_TARGET  # here: it pulls torch, lut show not
 
     at = f" at batch {report.batch}" if report.batch > 1 else ""
     console.print(
@@ -312,7 +233,7 @@ def print_validation(console: Console, report: ValidationReport, path: Path) -> 
         )
 
 
-def source_text(source: dict[str, Any]) -> str:
+def source_text(source: Mapping[str, Any]) -> str:
     """A transfer's source in one phrase: device, runtime, precision, file and hash."""
     threads = f", {source['threads']} thread(s)" if source.get("threads") else ""
     sha = str(source.get("sha256"))[:12]
@@ -322,19 +243,18 @@ def source_text(source: dict[str, Any]) -> str:
     )
 
 
-def _scales_text(model: dict[str, Any], unit: str) -> str:
+def _scales_text(model: TransferModel, unit: str) -> str:
     scales = ", ".join(
         f"{group} ×{value:.3g}" if "MMAC" not in group else f"{group} {value:.3g} {unit}/MMAC"
-        for group, value in model["scales"].items()
+        for group, value in model.scales.items()
     )
     return (
-        f"{scales}; per part {model['per_part']:+.4f} {unit}, intercept {model['intercept']:+.4f} "
-        f"{unit}"
+        f"{scales}; per part {model.per_part:+.4f} {unit}, intercept {model.intercept:+.4f} {unit}"
     )
 
 
 def print_transfer(console: Console, report: TransferReport, path: Path) -> None:
-    from hnas_edge.profiling.lut_transfer import held_out_table
+    from hnas_edge.profiling.lut_transfer import held_out_table  # here: it pulls torch
 
     console.print(f"source: {source_text(report.source)}", highlight=False)
     console.print(
@@ -353,7 +273,7 @@ def print_transfer(console: Console, report: TransferReport, path: Path) -> None
             highlight=False,
         )
         unit = "ms" if metric == "latency" else "mJ"
-        console.print(f"  {_scales_text(model.to_dict(), unit)}", highlight=False)
+        console.print(f"  {_scales_text(model, unit)}", highlight=False)
     table = Table("metric", "prices", "networks", "±5%", "±10%", "Spearman", "mean |err|")
     for metric, fid, raw in held_out_table(report):
         for label, f in (("source sums", raw), ("transferred", fid)):
@@ -408,180 +328,3 @@ def print_comparison(console: Console, comparison: Comparison, first: Path, seco
     console.print(table)
     if comparison.networks_latency is None:
         console.print("whole networks not compared: a LUT lacks keys of the space (lut check)")
-
-
-def metric_label(metric: str) -> str:
-    """How a table names a task metric ("accuracy", "weighted F1")."""
-    from hnas_edge.data.metrics import LABELS  # imported here: the LUT commands need no torch
-
-    return LABELS[metric]
-
-
-def print_training(console: Console, record: dict, out: Path) -> None:
-    label = metric_label(record["metric"])
-    table = Table(
-        "modality", "epochs", f"val {label} max subnet", "min subnet", "random subnets", "wall (s)"
-    )
-    for modality, summary in record["modalities"].items():
-        low = summary.get("val_metric_min")
-        spread = summary.get("val_metric_random") or []
-        table.add_row(
-            modality,
-            str(summary["epochs_run"]) + (" (early stop)" if summary["stopped_early"] else ""),
-            f"{summary['val_metric_max']:.1%}",
-            "-" if low is None else f"{low:.1%}",
-            f"{min(spread):.1%}–{max(spread):.1%} ({len(spread)})" if spread else "-",
-            f"{summary['wall_s']:.0f}",
-        )
-    console.print(table)
-    console.print(f"supernets and train.json in {out}")
-
-
-def live_operators(genotype: dict) -> str:
-    """The operators of a genotype's live nodes, e.g. ``ConcatFC, 2×Sum``."""
-    from collections import Counter
-
-    from hnas_edge.space.fusion import Genotype
-
-    g = Genotype.from_dict(genotype)
-    live = g.live()[0]
-    ops = Counter(
-        node.op
-        for p, cell in enumerate(g.cells)
-        for d, node in enumerate(cell.nodes)
-        if (p, d) in live
-    )
-    return ", ".join(op if n == 1 else f"{n}×{op}" for op, n in ops.most_common())
-
-
-def print_search(console: Console, result: dict, out: Path) -> None:
-    lut = result["lut"]
-    energy_note = "; energy is an ESTIMATE" if lut["energy_is_estimate"] else ""
-    batch = lut.get("batch") or 1
-    batch_note = f" at batch {batch} (costs per batch)" if batch > 1 else ""
-    console.print(
-        f"[bold]Pareto front[/] of {result['mode']} on {result['dataset']} for "
-        f"{lut['device']}{batch_note} ({lut['accounting']} accounting{energy_note})"
-    )
-    label = metric_label(result["metric"])
-    table = Table(
-        "id",
-        f"val {label}",
-        f"test {label}",
-        "latency (ms)",
-        "energy (mJ)",
-        "cells×nodes",
-        "operators (live)",
-    )
-    for model in result["models"]:
-        fusion = model["architecture"]["fusion"]
-        energy = model["energy_mj"]
-        table.add_row(
-            model["id"],
-            f"{model['val_metric']:.1%}",
-            f"{model['test_metric']:.1%}",
-            f"{model['latency_ms']:.3f}",
-            "-" if energy is None else f"{energy:.3f}",
-            f"{fusion['cells']}×{fusion['nodes']}",
-            live_operators(fusion["genotype"]),
-        )
-    console.print(table)
-    for modality, best in result["best_unimodal"].items():
-        console.print(
-            f"best {modality} backbone alone: val {label} {best['val_metric']:.1%}, "
-            f"test {best['test_metric']:.1%}, {best['latency_ms']:.3f} ms"
-        )
-    hv = result["hypervolume"]
-    if hv:
-        console.print(
-            "hypervolume per generation: " + ", ".join(f"{h['hypervolume']:.4f}" for h in hv)
-        )
-        console.print(
-            "fused per generation: " + ", ".join(str(h.get("fused_new", "?")) for h in hv)
-        )
-    seconds = result["seconds"]
-    ran_on = result.get("executor") or {}
-    if ran_on.get("kind") == "ray":
-        console.print(
-            f"stage 2 on Ray: {ran_on['tasks']} tasks on {ran_on['nodes']} node(s), "
-            f"{ran_on['shared_objects_put']} backbones shared through the object store "
-            f"({ran_on['shared_bytes_put'] / 1e6:.1f} MB)"
-        )
-    console.print(
-        f"stage 1 {seconds['stage1']:.0f} s, stage 2 {seconds['stage2_wall']:.0f} s; "
-        f"front.json, candidates.csv, models/, pareto.png in {out}"
-    )
-
-
-def _relative(error: float | None) -> str:
-    return "-" if error is None else f"{error:+.1%}"
-
-
-def print_bench(console: Console, report: Any, device: str) -> None:
-    energy = (
-        f"- ({report.energy_source})"
-        if report.energy_mj is None
-        else f"{report.energy_mj:.4f} mJ ({report.energy_source})"
-    )
-    per = f" at batch {report.batch} (per batch)" if report.batch > 1 else ""
-    console.print(
-        f"{device} ({report.runtime}){per}: latency median {report.latency_median_ms:.4f} ms, "
-        f"p90 {report.latency_p90_ms:.4f} ms over {report.iterations} runs; energy {energy}"
-    )
-    if report.predicted_latency_ms is not None:
-        console.print(
-            f"predicted for {report.predicted_for}: {report.predicted_latency_ms:.4f} ms "
-            f"({_relative(report.latency_error)} measured vs predicted), energy "
-            f"{report.predicted_energy_mj or 0:.4f} mJ ({_relative(report.energy_error)})"
-        )
-    if report.speed is not None:
-        now = report.predicted_now_ms
-        tail = (
-            ""
-            if now is None
-            else f"; predicted at today's speed {now:.4f} ms "
-            f"({_relative(report.latency_median_ms / now - 1)} measured vs that)"
-        )
-        console.print(
-            f"this machine runs at {report.speed:.2f}× the speed it had when the LUT was made "
-            f"(drift reference {report.reference_ms:.4f} ms now, "
-            f"{report.reference_baseline_ms:.4f} ms then){tail}",
-            highlight=False,
-        )
-
-
-def print_split(console: Console, score: dict) -> None:
-    """``hnas deploy --split``: the task's metric by name, beside what the search reported."""
-    promised = score["search_test_metric"]
-    tail = "" if promised is None else f" (search reported {promised:.2%} on test)"
-    console.print(
-        f"{score['split']}: {metric_label(score['metric'])} {score['value']:.2%} "
-        f"on {score['samples']}{tail}"
-    )
-
-
-def print_quickstart(console: Console, record: dict, out: Path) -> None:
-    summary = record.get("summary", {})
-    tested = {entry["test"]["metric"] for entry in summary.values()}  # one dataset: one metric
-    label = " ".join(metric_label(metric) for metric in sorted(tested))
-    table = Table(
-        "model", "id", f"test {label}", f"search test {label}", "latency (ms)", "predicted", "error"
-    )
-    for role, entry in summary.items():
-        bench, test = entry["bench"], entry["test"]
-        table.add_row(
-            role,
-            entry["model_id"],
-            f"{test['value']:.1%}",
-            f"{test['search_test_metric']:.1%}",
-            f"{bench['latency_median_ms']:.4f}",
-            f"{bench['predicted_latency_ms']:.4f}",
-            _relative(bench["latency_error"]),
-        )
-    console.print(table)
-    stages = ", ".join(f"{k} {v['wall_s']:.0f} s" for k, v in record["stages"].items())
-    console.print(f"stages: {stages}")
-    console.print(
-        f"plots: {out / 'search' / 'pareto.png'}, {out / 'search' / 'hypervolume.png'}; "
-        f"models: {out / 'models'}"
-    )
