@@ -41,6 +41,7 @@ from hnas_edge.profiling.runtimes import Runtime, get_runtime
 from hnas_edge.profiling.state import device_state, load_warnings, machine_load
 from hnas_edge.space.presets import get_preset
 from hnas_edge.space.specs import LayerSpec
+from hnas_edge.torch_state import seeded
 
 
 @dataclass(frozen=True)
@@ -138,11 +139,12 @@ def measure_part(
     ``batch`` samples."""
     import torch
 
-    torch.manual_seed(seed)
     arrays = random_inputs(spec, seed, batch)
     example = {f"input{i}": torch.from_numpy(a) for i, a in enumerate(arrays)}
+    with seeded(seed):
+        module = spec.build()
     with tempfile.TemporaryDirectory(prefix="hnas-part-") as tmp:
-        inputs = load_part(runtime, spec.build(), example, Path(tmp))
+        inputs = load_part(runtime, module, example, Path(tmp))
         try:
             timing = runtime.time(inputs, device.timing)
             energy_mj = energy.of_runtime(runtime, inputs, timing.stats.median)

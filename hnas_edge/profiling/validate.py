@@ -43,6 +43,7 @@ from hnas_edge.profiling.state import machine_load
 from hnas_edge.profiling.transfer import SIMPLER_WITHIN, choose, fine_group
 from hnas_edge.space.mmnn import arch_parts, build_fresh, random_arch
 from hnas_edge.space.presets import get_preset
+from hnas_edge.torch_state import seeded
 
 #: Networks a held-out fit needs: half fit three parameters (with one to spare), half test it.
 MIN_SAMPLES = 8
@@ -152,16 +153,14 @@ def time_network(
     """Build, export and time one whole network at ``batch`` with the device's runtime and
     settings, exactly as the profiler times a part; meter its energy unless the meter is only
     an estimate."""
-    import torch
-
     from hnas_edge.space.mmnn import MultimodalArch
 
     arch = MultimodalArch.from_dict(arch_dict)
     preset = get_preset(arch.preset)
     runtime, device = bench.runtime, bench.device
-    torch.manual_seed(seed)
-    net = build_fresh(preset, arch).eval()
-    example = net.example_inputs(batch)
+    with seeded(seed):
+        net = build_fresh(preset, arch).eval()
+        example = net.example_inputs(batch)
     with tempfile.TemporaryDirectory(prefix="hnas-net-") as tmp:
         inputs = load_part(runtime, net, example, Path(tmp))
         try:
