@@ -100,7 +100,8 @@ class ModalityNetwork(Protocol):
         ...
 
     def forward_features(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
-        """The fusion candidates of the active configuration, stopping after ``upto``."""
+        """The fusion candidates of the active configuration; with ``upto``, those up to it at
+        least (a network that cannot stop early returns them all)."""
         ...
 
     def feature_shapes(self) -> list[tuple[int, ...]]: ...
