@@ -4,6 +4,10 @@ fallback. It times torch modules directly (``Source.MODULE``); it cannot read ON
 On a GPU, eager launches are timed as Python overhead (an MBConv block: 190–330 µs eager vs 26–30
 µs replayed as a graph on an H100, measured by us), so the `gpu` profile replays each part as a CUDA
 graph, which is what a TensorRT enqueue also avoids.
+
+On the CPU, ``threads`` is torch's intra-op thread count from ``load`` to ``close``: set
+when a module is loaded, the caller's count restored when it is closed (torch's count is
+process-wide, and a runtime is a library object, not the process's owner).
 """
 
 from __future__ import annotations
@@ -35,9 +39,8 @@ class TorchRuntime(Runtime):
 
         self.torch = torch
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if self.device.type == "cpu":
-            torch.set_num_threads(threads)
         self.threads, self.precision = threads, precision
+        self._caller_threads: int | None = None  # while a module is loaded on the CPU
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         if precision == "int8":
             raise HnasError("the torch runtime times fp32 or fp16; int8 needs the tensorrt runtime")
@@ -45,6 +48,9 @@ class TorchRuntime(Runtime):
         self.graph = None
 
     def _load(self, source: Source, model: Any, input_names: Sequence[str]) -> None:
+        if self.device.type == "cpu" and self._caller_threads is None:
+            self._caller_threads = self.torch.get_num_threads()
+            self.torch.set_num_threads(self.threads)
         dtype = self.torch.float16 if self._half else self.torch.float32
         self.module = model.eval().to(self.device, dtype)
         self.names = list(input_names)
@@ -125,6 +131,9 @@ class TorchRuntime(Runtime):
 
     def close(self) -> None:
         self.module, self.graph = None, None
+        if self._caller_threads is not None:
+            self.torch.set_num_threads(self._caller_threads)
+            self._caller_threads = None
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {

@@ -63,5 +63,5 @@ def price(
 
 def _only_elastic(preset: SpacePreset) -> str | None:
     """The modality of the one searchable backbone, when there is exactly one (memes, mmimdb)."""
-    elastic = [m for m, space in preset.backbones if hasattr(space, "stages")]
+    elastic = [m for m, _ in preset.elastic_backbones()]
     return elastic[0] if len(elastic) == 1 else None

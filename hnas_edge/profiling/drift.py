@@ -48,9 +48,9 @@ def reference_module() -> Any:
     import torch
     from torch import nn
 
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(0)
-    try:
+    from hnas_edge.torch_state import seeded
+
+    with seeded(0):  # the caller's random stream is left alone
         net = nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1),
             nn.ReLU(),
@@ -63,8 +63,6 @@ def reference_module() -> Any:
             nn.Linear(64, 10),
         ).eval()
         example = {"input0": torch.randn(1, 1, 28, 28)}
-    finally:
-        torch.random.set_rng_state(generator_state)  # leave the caller's random stream alone
     return net, example
 
 

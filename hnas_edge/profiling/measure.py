@@ -22,6 +22,7 @@ from hnas_edge.profiling.state import device_state
 from hnas_edge.space.mmnn import MultimodalArch, build_fresh
 from hnas_edge.space.presets import get_preset
 from hnas_edge.space.specs import LayerSpec
+from hnas_edge.torch_state import seeded
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,11 @@ class Bench(Closing):
         ``batch`` samples."""
         import torch
 
-        torch.manual_seed(seed)
         arrays = random_inputs(spec, seed, batch)
         example = {f"input{i}": torch.from_numpy(a) for i, a in enumerate(arrays)}
-        measured = self.measure(spec.build(), example)
+        with seeded(seed):
+            module = spec.build()
+        measured = self.measure(module, example)
         return {
             "spec": spec.to_dict(),
             "latency_ms": measured.timing.stats.to_dict(),
@@ -116,13 +118,12 @@ class Bench(Closing):
     def measure_network(self, arch_dict: dict[str, Any], seed: int, batch: int = 1) -> WholeNetwork:
         """One whole network at ``batch``, measured exactly as a part is; its energy only where
         the meter measures (an estimate says nothing the latency does not)."""
-        import torch
-
         arch = MultimodalArch.from_dict(arch_dict)
         preset = get_preset(arch.preset)
-        torch.manual_seed(seed)
-        net = build_fresh(preset, arch).eval()
-        measured = self.measure(net, net.example_inputs(batch))
+        with seeded(seed):
+            net = build_fresh(preset, arch).eval()
+            example = net.example_inputs(batch)
+        measured = self.measure(net, example)
         energy_mj = None if self.energy.estimated else measured.energy_mj.get("total")
         latency = float(measured.timing.stats.median)
         return WholeNetwork(arch=arch_dict, latency_ms=latency, energy_mj=energy_mj, at=measured.at)

@@ -48,6 +48,7 @@ from hnas_edge.space.fusion import (
 from hnas_edge.space.mmnn import MultimodalNet, candidates
 from hnas_edge.space.presets import SpacePreset
 from hnas_edge.space.specs import FUSION_OPS, FusionOpSpec
+from hnas_edge.torch_state import seeded
 from hnas_edge.train.sandwich import task_loss
 
 #: λ, the weight of the normalised hardware terms (see the module docstring for how it was chosen).
@@ -256,35 +257,35 @@ def search_fusion(
     architecture step needs no weight gradients (the costliest part of its backward pass) and
     the weight step no architecture gradients.
     """
-    torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     weights, arch = supernet.weight_parameters(), supernet.arch_parameters()
     w_opt = torch.optim.Adam(weights, lr=config.lr_weights, weight_decay=1e-4)
     a_opt = torch.optim.Adam(arch, lr=config.lr_arch, betas=(0.5, 0.999))
     (train_x, train_y), (val_x, val_y) = train, val
     schedule = cosine_schedule(w_opt, config, -(-len(train_y) // config.batch_size))
-    history = []
-    for epoch in range(config.epochs):
-        supernet.train()
-        val_iter = _batches(len(val_y), config.batch_size, generator, val_y.device)
-        for index in _batches(len(train_y), config.batch_size, generator, train_y.device):
-            w_opt.zero_grad(set_to_none=True)
-            loss = task_loss(supernet([x[index] for x in train_x]), train_y[index], task)
-            loss.backward(inputs=weights)
-            w_opt.step()
-            if schedule is not None:
-                schedule.step()
-            v_index = next(val_iter, None)
-            if v_index is None:
-                val_iter = _batches(len(val_y), config.batch_size, generator, val_y.device)
-                v_index = next(val_iter)
-            a_opt.zero_grad(set_to_none=True)
-            logits = supernet([x[v_index] for x in val_x])
-            architecture_loss(
-                logits, val_y[v_index], task, supernet.relaxed, costs, config
-            ).backward(inputs=arch)
-            a_opt.step()
-        with torch.no_grad():
-            expected = expected_cost(supernet.relaxed, costs.latency).item()
-        history.append({"epoch": epoch + 1, "expected_fusion_latency_ms": expected})
+    with seeded(config.seed):  # any draw of the steps; the caller's stream is left as it was
+        history = []
+        for epoch in range(config.epochs):
+            supernet.train()
+            val_iter = _batches(len(val_y), config.batch_size, generator, val_y.device)
+            for index in _batches(len(train_y), config.batch_size, generator, train_y.device):
+                w_opt.zero_grad(set_to_none=True)
+                loss = task_loss(supernet([x[index] for x in train_x]), train_y[index], task)
+                loss.backward(inputs=weights)
+                w_opt.step()
+                if schedule is not None:
+                    schedule.step()
+                v_index = next(val_iter, None)
+                if v_index is None:
+                    val_iter = _batches(len(val_y), config.batch_size, generator, val_y.device)
+                    v_index = next(val_iter)
+                a_opt.zero_grad(set_to_none=True)
+                logits = supernet([x[v_index] for x in val_x])
+                architecture_loss(
+                    logits, val_y[v_index], task, supernet.relaxed, costs, config
+                ).backward(inputs=arch)
+                a_opt.step()
+            with torch.no_grad():
+                expected = expected_cost(supernet.relaxed, costs.latency).item()
+            history.append({"epoch": epoch + 1, "expected_fusion_latency_ms": expected})
     return supernet.derive(), history

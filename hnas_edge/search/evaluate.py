@@ -56,9 +56,9 @@ from hnas_edge.search.darts import FusionSupernet, OperatorCosts, search_fusion
 from hnas_edge.search.evolution import Individual
 from hnas_edge.space.fusion import CellGene, Genotype, NodeGene
 from hnas_edge.space.mmnn import MultimodalArch, MultimodalNet, arch_parts, candidates
-from hnas_edge.space.ofa import OFASupernet
 from hnas_edge.space.presets import SpacePreset
 from hnas_edge.space.shapes import check_dataset_shapes
+from hnas_edge.torch_state import seeded
 from hnas_edge.train import checkpoint
 from hnas_edge.train.batches import ModalityData, modality_tensors
 from hnas_edge.train.evaluation import recalibrate_bn, task_metric
@@ -189,7 +189,7 @@ class Evaluator:
         key = (modality, config_key(config))
         if key not in self._modules:
             net = self.supernets[modality]
-            if isinstance(net, OFASupernet):
+            if net.space.elastic:
                 net.set_active(config)
                 recalibrate_bn(net, self.tensors(modality, "train"), 64, self.config.bn_batches)
                 net = net.extract(config).to(self.device)
@@ -266,8 +266,8 @@ class Evaluator:
         individual = job.individual
         train = self.features(individual.backbones, "train")
         val = self.features(individual.backbones, "val")
-        # seeded after the features: a result must not depend on whether they were cached
-        torch.manual_seed(job.seed)
+        # weights drawn from job.seed after the features: a result must not depend on whether
+        # they were cached
         seconds = {"features": time.perf_counter() - start}
         history: list[dict[str, float]] = []
         supernet = None
@@ -275,9 +275,10 @@ class Evaluator:
             darts = replace(self.config.darts, seed=job.seed)
             if not self.mode.hardware:
                 darts = replace(darts, hw_weight=0.0)
-            supernet = FusionSupernet.of(
-                self.preset, individual.cells, individual.nodes, darts.operators
-            ).to(self.device)
+            with seeded(job.seed):
+                supernet = FusionSupernet.of(
+                    self.preset, individual.cells, individual.nodes, darts.operators
+                ).to(self.device)
             genotype, history = search_fusion(
                 supernet,
                 (train, self.labels["train"]),
@@ -291,7 +292,8 @@ class Evaluator:
         seconds["darts"] = time.perf_counter() - start - seconds["features"]
         cells, nodes = len(genotype.cells), genotype.n_nodes
         arch = MultimodalArch(self.preset.name, individual.backbones, cells, nodes, genotype)
-        net = self.network(arch)
+        with seeded(job.seed):  # drawn afresh, as after DARTS (seeded by job.seed too) or none
+            net = self.network(arch)
         if supernet is not None:
             supernet.hand_down(net)
         losses = fit_fusion(

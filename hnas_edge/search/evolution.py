@@ -54,14 +54,6 @@ def random_individual(preset: SpacePreset, rng: random.Random) -> Individual:
     )
 
 
-def _choices(space: Any, gene: str, index: int) -> Sequence[int]:
-    if gene == "ks":
-        return space.ks_choices
-    if gene == "e":
-        return space.e_choices
-    return space.depths(space.stages[index])
-
-
 def mutate(
     individual: Individual, preset: SpacePreset, rate: float, rng: random.Random
 ) -> Individual:
@@ -73,7 +65,7 @@ def mutate(
         for gene, values in config.items():
             for i in range(len(values)):
                 if rng.random() < rate:
-                    values[i] = rng.choice(_choices(space, gene, i))
+                    values[i] = rng.choice(space.gene_choices(gene, i))
         backbones[modality] = config
     cells = rng.choice(preset.cells) if rng.random() < rate else individual.cells
     nodes = rng.choice(preset.nodes) if rng.random() < rate else individual.nodes

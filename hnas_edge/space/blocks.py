@@ -14,7 +14,13 @@ import torch
 from torch import nn
 
 from hnas_edge.errors import ConfigError
-from hnas_edge.space.specs import ACTIVATIONS, ConvSpec, LinearSpec, MBConvSpec
+from hnas_edge.space.specs import (
+    ACTIVATIONS,
+    ConvSpec,
+    LinearSpec,
+    MBConvSpec,
+    register_builder,
+)
 
 
 def activation(name: str) -> nn.Module:
@@ -65,10 +71,6 @@ class ConvLayer(nn.Module):
             spec.in_ch, spec.out_ch, spec.kernel, spec.stride, spec.act, bn=spec.use_bn
         )
 
-    @classmethod
-    def from_spec(cls, spec: ConvSpec) -> ConvLayer:
-        return cls(spec)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.body(x)
         return x.mean((2, 3), keepdim=True) if self.spec.pool else x
@@ -85,10 +87,6 @@ class MBConvLayer(nn.Module):
         self.depthwise = conv_bn_act(mid, mid, spec.kernel, spec.stride, spec.act, groups=mid)
         self.se = SqueezeExcite(mid, spec.se_ch) if spec.use_se else None
         self.project = conv_bn_act(mid, spec.out_ch, 1, 1, "none")
-
-    @classmethod
-    def from_spec(cls, spec: MBConvSpec) -> MBConvLayer:
-        return cls(spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.expand(x) if self.expand is not None else x
@@ -107,9 +105,10 @@ class LinearLayer(nn.Module):
         self.spec = spec
         self.linear = nn.Linear(spec.in_features, spec.out_features)
 
-    @classmethod
-    def from_spec(cls, spec: LinearSpec) -> LinearLayer:
-        return cls(spec)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(torch.flatten(x, 1))
+
+
+register_builder(ConvSpec, ConvLayer)
+register_builder(MBConvSpec, MBConvLayer)
+register_builder(LinearSpec, LinearLayer)

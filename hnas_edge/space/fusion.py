@@ -24,7 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from hnas_edge.errors import ConfigError
-from hnas_edge.space.specs import FUSION_OPS, AdapterSpec, FusionOpSpec, shape_text
+from hnas_edge.space.specs import (
+    FUSION_OPS,
+    AdapterSpec,
+    FusionOpSpec,
+    register_builder,
+    shape_text,
+)
 
 # --- operators (Table 2) ---------------------------------------------------------------------
 
@@ -158,6 +164,9 @@ def build_operator(op: str, C: int, L: int) -> nn.Module:
     return _OPERATORS[op](C, L)
 
 
+register_builder(FusionOpSpec, lambda spec: build_operator(spec.op, spec.C, spec.L))
+
+
 # --- adapter -----------------------------------------------------------------------------------
 
 
@@ -247,6 +256,9 @@ class FeatureAdapter(nn.Module):
         else:
             x = x.unsqueeze(-1).expand(-1, -1, self.L)
         return torch.relu(self.bn(self.conv(x)))
+
+
+register_builder(AdapterSpec, FeatureAdapter.from_spec)
 
 
 # --- genotype ------------------------------------------------------------------------------------

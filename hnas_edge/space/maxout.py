@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -17,7 +17,7 @@ from torch import nn
 from hnas_edge.checks import shown
 from hnas_edge.errors import ConfigError
 from hnas_edge.space.blocks import LinearLayer
-from hnas_edge.space.specs import LayerSpec, LinearSpec, MaxoutSpec
+from hnas_edge.space.specs import LayerSpec, LinearSpec, MaxoutSpec, register_builder
 
 
 class MaxoutUnit(nn.Module):
@@ -46,10 +46,6 @@ class Maxout(nn.Module):
             for i, o in zip(ins, widths, strict=True)
         )
 
-    @classmethod
-    def from_spec(cls, spec: MaxoutSpec) -> Maxout:
-        return cls(spec)
-
     def block_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         outputs = []
         for block in self.blocks:
@@ -61,9 +57,19 @@ class Maxout(nn.Module):
         return self.block_outputs(x)[-1]
 
 
+register_builder(MaxoutSpec, Maxout)
+
+
 @dataclass(frozen=True)
 class MaxoutSpace:
-    """The text backbone's macro-architecture. It has one configuration, written ``{}``."""
+    """The text backbone's macro-architecture. It has one configuration, written ``{}``.
+
+    A fixed :class:`~hnas_edge.space.modality.ModalitySpace`: not searched, trained plainly, its
+    network (:class:`MaxoutBackbone`) its own only subnet.
+    """
+
+    elastic: ClassVar[bool] = False
+    label: ClassVar[str] = "Maxout (fixed)"
 
     in_features: int
     n_classes: int
@@ -100,6 +106,9 @@ class MaxoutSpace:
     def min_config(self) -> dict:
         return {}
 
+    def gene_choices(self, gene: str, index: int) -> tuple[int, ...]:
+        raise ConfigError(f"the Maxout text backbone is not searched; it has no gene {gene!r}")
+
     def head_spec(self) -> LinearSpec:
         return LinearSpec(self.spec.output_shape()[0], self.n_classes)
 
@@ -116,6 +125,13 @@ class MaxoutSpace:
 
     def feature_shapes(self) -> list[tuple[int, ...]]:
         return [(width,) for width in self.spec.widths()]
+
+    def supernet(self) -> MaxoutBackbone:
+        return MaxoutBackbone(self)
+
+    def fresh(self, config: Mapping[str, Any]) -> MaxoutBackbone:
+        self.validate_config(config)
+        return MaxoutBackbone(self)
 
 
 class MaxoutBackbone(nn.Module):

@@ -24,10 +24,10 @@ from torch import nn
 from hnas_edge.errors import ConfigError
 from hnas_edge.space.blocks import LinearLayer
 from hnas_edge.space.fusion import FeatureAdapter, FusionNetwork, Genotype, random_genotype
+from hnas_edge.space.modality import Parts
 from hnas_edge.space.presets import SpacePreset, get_preset
-from hnas_edge.space.specs import AdapterSpec, LayerSpec
+from hnas_edge.space.specs import AdapterSpec
 
-Parts = list[tuple[str, LayerSpec]]
 ACCOUNTINGS = ("ours", "paper")
 
 
@@ -219,13 +219,5 @@ class MultimodalNet(nn.Module):
 
 def build_fresh(preset: SpacePreset, arch: MultimodalArch) -> MultimodalNet:
     """A freshly initialised network of ``arch`` (e.g. to measure it end to end)."""
-    from hnas_edge.space.maxout import MaxoutBackbone, MaxoutSpace
-    from hnas_edge.space.ofa import StaticBackbone
-
-    backbones = {
-        m: MaxoutBackbone(space)
-        if isinstance(space, MaxoutSpace)
-        else StaticBackbone.fresh(space, arch.backbones[m])
-        for m, space in preset.backbones
-    }
+    backbones = {m: space.fresh(arch.backbones[m]) for m, space in preset.backbones}
     return MultimodalNet(preset, arch, backbones)

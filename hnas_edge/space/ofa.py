@@ -8,6 +8,9 @@ stage, entries of inactive slots ignored; ``d``: one entry per stage).
 
 Fusion candidates (what the multimodal network may fuse) are the first block's output, each stage's
 output and the embedding after the feature-mix layer; their shapes do not depend on the config.
+
+:class:`BackboneSpace` implements :class:`~hnas_edge.space.modality.ModalitySpace` (elastic), and
+:class:`OFASupernet` :class:`~hnas_edge.space.modality.ModalityNetwork`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -25,10 +28,8 @@ from torch import nn
 from hnas_edge.errors import ConfigError
 from hnas_edge.space.blocks import ConvLayer, LinearLayer, MBConvLayer
 from hnas_edge.space.dynamic import DynamicMBConv
+from hnas_edge.space.modality import Config, Parts
 from hnas_edge.space.specs import ACTIVATIONS, ConvSpec, LayerSpec, LinearSpec, MBConvSpec, conv_out
-
-Config = dict[str, list[int]]
-Parts = list[tuple[str, LayerSpec]]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class StageSpace:
 @dataclass(frozen=True)
 class BackboneSpace:
     """The macro-architecture of one backbone and the choices of its elastic part (plain data)."""
+
+    elastic: ClassVar[bool] = True
+    label: ClassVar[str] = "once-for-all MobileNetV3"
 
     in_shape: tuple[int, int, int]
     stem_ch: int
@@ -75,6 +79,14 @@ class BackboneSpace:
 
     def depths(self, stage: StageSpace) -> tuple[int, ...]:
         return tuple(d for d in self.d_choices if d <= stage.max_depth)
+
+    def gene_choices(self, gene: str, index: int) -> tuple[int, ...]:
+        """The values of ``ks[index]``, ``e[index]`` or ``d[index]`` (stage ``index``'s depth)."""
+        if gene == "ks":
+            return self.ks_choices
+        if gene == "e":
+            return self.e_choices
+        return self.depths(self.stages[index])
 
     def num_configs(self) -> int:
         """Distinct subnets (settings of inactive slots are not counted twice)."""
@@ -139,7 +151,6 @@ class BackboneSpace:
         if extra:
             raise ConfigError(f"unknown config field(s) {extra}; a backbone config has ks, e, d")
         lengths = {"ks": self.n_slots, "e": self.n_slots, "d": len(self.stages)}
-        allowed = {"ks": self.ks_choices, "e": self.e_choices, "d": self.d_choices}
         clean: Config = {}
         for name, length in lengths.items():
             if name not in config:
@@ -150,7 +161,7 @@ class BackboneSpace:
                     f"config {name!r} must be a list of {length} values for this backbone"
                 )
             for i, value in enumerate(values):
-                ok = allowed[name] if name != "d" else self.depths(self.stages[i])
+                ok = self.gene_choices(name, i)
                 if isinstance(value, bool) or value not in ok:
                     raise ConfigError(
                         f"config {name}[{i}] = {value!r}; allowed values: "
@@ -220,6 +231,12 @@ class BackboneSpace:
                 ]
         specs += [spec for _, spec in self.head_specs()]
         return list(dict.fromkeys(specs))
+
+    def supernet(self) -> OFASupernet:
+        return OFASupernet(self)
+
+    def fresh(self, config: Mapping[str, Any]) -> StaticBackbone:
+        return StaticBackbone.fresh(self, config)
 
 
 def _stage_ends(depths: Sequence[int]) -> list[int]:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Union
 
 from hnas_edge.errors import ConfigError
 from hnas_edge.space.maxout import MaxoutSpace
+from hnas_edge.space.modality import ModalitySpace
 from hnas_edge.space.ofa import BackboneSpace, StageSpace
 from hnas_edge.space.specs import FUSION_OPS, AdapterSpec, FusionOpSpec, LayerSpec, LinearSpec
-
-ModalitySpace = Union[BackboneSpace, MaxoutSpace]  # noqa: UP007 (a runtime alias)
 
 
 @dataclass(frozen=True)
@@ -65,8 +63,9 @@ class SpacePreset:
     def fusion_specs(self) -> list[FusionOpSpec]:
         return [FusionOpSpec(op, self.fusion_C, self.fusion_L) for op in FUSION_OPS]
 
-    def elastic_backbones(self) -> list[tuple[str, BackboneSpace]]:
-        return [(m, s) for m, s in self.backbones if isinstance(s, BackboneSpace)]
+    def elastic_backbones(self) -> list[tuple[str, ModalitySpace]]:
+        """The searchable backbones (:attr:`ModalitySpace.elastic`), in the preset's order."""
+        return [(m, s) for m, s in self.backbones if s.elastic]
 
     def required_specs(self, accounting: str = "ours") -> list[LayerSpec]:
         """The parts a LUT must hold to price this space. ``paper``: what Harmonic-NAS's tables

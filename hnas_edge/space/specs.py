@@ -5,13 +5,20 @@ input shape (batch excluded), its output shape, its multiply-accumulate count, h
 fresh module of itself, and its canonical LUT key. The profiler measures specs, the cost model
 sums specs, and static networks are sequences of modules built from specs: one description, used
 everywhere, so that what is measured is exactly what is deployed.
+
+This module imports nothing else of the package (reading a LUT needs specs, not torch). The
+modules that implement a spec register its builder (:func:`register_builder`) when they are
+imported: :mod:`~hnas_edge.space.blocks`, :mod:`~hnas_edge.space.fusion` and
+:mod:`~hnas_edge.space.maxout`. The package (``hnas_edge/space/__init__.py``) names them, and
+:meth:`LayerSpec.build` imports them on its first call, so a spec builds whoever imported what.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
     from torch import nn
@@ -40,6 +47,36 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return "×".join(map(str, shape))
 
 
+S = TypeVar("S", bound="LayerSpec")
+
+#: Spec class → the function that builds a fresh module of one of its specs.
+_BUILDERS: dict[type, Callable[[Any], nn.Module]] = {}
+#: Imports the modules that register builders (set by the package, ``hnas_edge/space``).
+_builder_loader: Callable[[], None] | None = None
+
+
+def register_builder(spec_class: type[S], builder: Callable[[S], nn.Module]) -> None:
+    """``builder(spec)`` builds a fresh module for every spec of ``spec_class``."""
+    _BUILDERS[spec_class] = builder
+
+
+def set_builder_loader(loader: Callable[[], None]) -> None:
+    """``loader()`` imports the modules that call :func:`register_builder`; :func:`builder_of`
+    runs it when it finds no builder."""
+    global _builder_loader
+    _builder_loader = loader
+
+
+def builder_of(spec_class: type) -> Callable[[Any], nn.Module]:
+    """The registered builder of ``spec_class`` (the builder modules imported on first need)."""
+    if spec_class not in _BUILDERS and _builder_loader is not None:
+        _builder_loader()
+    try:
+        return _BUILDERS[spec_class]
+    except KeyError:
+        raise LookupError(f"no module registered a builder for {spec_class.__name__}") from None
+
+
 def _render(value: object) -> str:
     if isinstance(value, bool):
         return str(int(value))
@@ -50,7 +87,7 @@ def _render(value: object) -> str:
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """Base of all specs. Subclasses set ``kind`` and implement the shape/cost/build methods."""
+    """Base of all specs. Subclasses set ``kind`` and implement the shape and cost methods."""
 
     kind: ClassVar[str] = ""
 
@@ -74,8 +111,8 @@ class LayerSpec:
         raise NotImplementedError
 
     def build(self) -> nn.Module:
-        """A freshly initialised module for this spec, in eval mode."""
-        raise NotImplementedError
+        """A freshly initialised module for this spec, in eval mode (its registered builder)."""
+        return builder_of(type(self))(self).eval()
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, **dataclasses.asdict(self)}
@@ -119,11 +156,6 @@ class ConvSpec(LayerSpec):
         _, h, w = self.in_shape
         oh, ow = conv_out(h, self.kernel, self.stride), conv_out(w, self.kernel, self.stride)
         return oh * ow * self.out_ch * self.in_ch * self.kernel * self.kernel
-
-    def build(self) -> nn.Module:
-        from hnas_edge.space.blocks import ConvLayer
-
-        return ConvLayer.from_spec(self).eval()
 
 
 @dataclass(frozen=True)
@@ -184,11 +216,6 @@ class MBConvSpec(LayerSpec):
         total += oh * ow * mid * self.out_ch  # project
         return total
 
-    def build(self) -> nn.Module:
-        from hnas_edge.space.blocks import MBConvLayer
-
-        return MBConvLayer.from_spec(self).eval()
-
 
 @dataclass(frozen=True)
 class LinearSpec(LayerSpec):
@@ -206,11 +233,6 @@ class LinearSpec(LayerSpec):
 
     def macs(self) -> int:
         return self.in_features * self.out_features
-
-    def build(self) -> nn.Module:
-        from hnas_edge.space.blocks import LinearLayer
-
-        return LinearLayer.from_spec(self).eval()
 
 
 @dataclass(frozen=True)
@@ -242,11 +264,6 @@ class MaxoutSpec(LayerSpec):
         ins = [self.in_features, *widths[:-1]]
         return sum(i * o * self.pool for i, o in zip(ins, widths, strict=True))
 
-    def build(self) -> nn.Module:
-        from hnas_edge.space.maxout import Maxout
-
-        return Maxout.from_spec(self).eval()
-
 
 @dataclass(frozen=True)
 class AdapterSpec(LayerSpec):
@@ -265,11 +282,6 @@ class AdapterSpec(LayerSpec):
 
     def macs(self) -> int:
         return self.in_shape[0] * self.C * self.L
-
-    def build(self) -> nn.Module:
-        from hnas_edge.space.fusion import FeatureAdapter
-
-        return FeatureAdapter.from_spec(self).eval()
 
 
 @dataclass(frozen=True)
@@ -298,11 +310,6 @@ class FusionOpSpec(LayerSpec):
             "SE2": c * c,
             "CatConvMish": 4 * c * c * length,
         }[self.op]
-
-    def build(self) -> nn.Module:
-        from hnas_edge.space.fusion import build_operator
-
-        return build_operator(self.op, self.C, self.L).eval()
 
 
 SPEC_KINDS: dict[str, type[LayerSpec]] = {

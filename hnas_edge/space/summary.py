@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from hnas_edge.space.maxout import MaxoutBackbone, MaxoutSpace
-from hnas_edge.space.ofa import BackboneSpace, StaticBackbone
-from hnas_edge.space.presets import ModalitySpace, SpacePreset
+from hnas_edge.space.modality import ModalitySpace
+from hnas_edge.space.presets import SpacePreset
 
 
 @dataclass(frozen=True)
@@ -28,21 +27,14 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _network(space: ModalitySpace, config: dict) -> nn.Module:
-    if isinstance(space, MaxoutSpace):
-        return MaxoutBackbone(space)
-    return StaticBackbone.fresh(space, config)
-
-
 def summarize_backbone(modality: str, space: ModalitySpace) -> BackboneSummary:
     """Sizes of one backbone space; parameters are counted on freshly built extreme subnets."""
     ends = (space.min_config(), space.max_config())
-    params = [count_params(_network(space, c)) for c in ends]
+    params = [count_params(space.fresh(c)) for c in ends]
     macs = [sum(spec.macs() for _, spec in space.parts(c)) for c in ends]
-    elastic = isinstance(space, BackboneSpace)
     return BackboneSummary(
         modality=modality,
-        kind="once-for-all MobileNetV3" if elastic else "Maxout (fixed)",
+        kind=space.label,
         in_shape=tuple(space.in_shape),
         num_configs=space.num_configs(),
         params=(params[0], params[1]),

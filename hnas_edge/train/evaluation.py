@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from hnas_edge.data.metrics import score
-from hnas_edge.space.ofa import OFASupernet
 from hnas_edge.train.batches import ModalityData, batches
 
 
@@ -55,9 +54,9 @@ def subnet_metric(
     batch_size: int,
     bn_batches: int,
 ) -> float:
-    """Validation metric of one subnet (any config of a fixed network: ``{}``) after
-    batch-norm recalibration on ``bn_batches`` training batches."""
-    if isinstance(net, OFASupernet):
-        net.set_active(config)
+    """Validation metric of one subnet of ``net`` (a
+    :class:`~hnas_edge.space.modality.ModalityNetwork`; a fixed network's config is ``{}``)
+    after batch-norm recalibration on ``bn_batches`` training batches."""
+    net.set_active(config)
     recalibrate_bn(net, data.train[0], batch_size, bn_batches)
     return task_metric(net, *data.val, data.task)

@@ -31,10 +31,10 @@ from hnas_edge.data import load_dataset, metric_of
 from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_json, provenance, read_json
 from hnas_edge.outputs import claim_output
-from hnas_edge.space.maxout import MaxoutBackbone, MaxoutSpace
-from hnas_edge.space.ofa import OFASupernet
+from hnas_edge.space.modality import ModalitySpace
 from hnas_edge.space.presets import SpacePreset, get_preset, preset_for_dataset
 from hnas_edge.space.shapes import check_dataset_shapes
+from hnas_edge.torch_state import check_threads, seeded, torch_threads
 from hnas_edge.train import checkpoint
 from hnas_edge.train.batches import ModalityData, batches
 from hnas_edge.train.config import TrainConfig
@@ -42,10 +42,6 @@ from hnas_edge.train.evaluation import subnet_metric
 from hnas_edge.train.sandwich import plain_step, sandwich_step
 
 Progress = Callable[[str, int, int, dict[str, float]], None]
-
-
-def build_network(space: Any) -> nn.Module:
-    return MaxoutBackbone(space) if isinstance(space, MaxoutSpace) else OFASupernet(space)
 
 
 def _metric(net: nn.Module, config: dict, data: ModalityData, cfg: TrainConfig) -> float:
@@ -63,7 +59,7 @@ def _epoch(
     shuffle = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # on the CPU, always
     losses = []
     for x, y in batches(*data.train, cfg.batch_size, shuffle):
-        if isinstance(net, OFASupernet):
+        if net.space.elastic:
             losses.append(
                 sandwich_step(
                     net, x, y, optimizer, rng, cfg.n_random, data.task, cfg.kd_temperature
@@ -76,7 +72,7 @@ def _epoch(
 
 def train_modality(
     modality: str,
-    space: Any,
+    space: ModalitySpace,
     data: ModalityData,
     cfg: TrainConfig,
     folder: Path,
@@ -85,77 +81,81 @@ def train_modality(
     device: torch.device | None = None,
 ) -> dict[str, Any]:
     """Train one modality's network to completion (or early stop) on ``device`` (default: the
-    CPU); returns its summary."""
+    CPU); returns its summary.
+
+    Every draw of torch's global stream (initial weights, dropout; the state a checkpoint saves
+    and ``resume`` restores) happens inside :func:`~hnas_edge.torch_state.seeded` ``(cfg.seed)``:
+    the caller's stream is left as it was."""
     device = device or torch.device("cpu")
     folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
-    net = build_network(space).to(device)  # initialised on the CPU: the same on every device
-    data = data.to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    rng = random.Random(cfg.seed)
-    state: dict[str, Any] = {"epoch": 0, "best": -math.inf, "bad_epochs": 0, "history": []}
-    ckpt_path = folder / "checkpoint.pt"
-    if resume and ckpt_path.exists():
-        saved = checkpoint.load(ckpt_path)
-        net.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        checkpoint.set_python_rng_state(rng, saved["rng_python"])
-        torch.set_rng_state(saved["rng_torch"])
-        if device.type == "cuda" and "rng_cuda" in saved:
-            torch.cuda.set_rng_state(saved["rng_cuda"], device)
-        state = saved["state"]
-    max_config = net.max_config() if isinstance(net, OFASupernet) else {}
-    if progress:
-        progress(modality, state["epoch"], cfg.epochs, {})
-    while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience:
-        epoch = state["epoch"]
-        loss = _epoch(net, data, cfg, optimizer, rng, epoch)
-        scheduler.step()
-        val = _metric(net, max_config, data, cfg)
-        state["history"].append({"epoch": epoch + 1, "loss": loss, "val_metric_max": val})
-        if val > state["best"]:
-            state["best"], state["bad_epochs"] = val, 0
-            checkpoint.save(folder / "supernet.pt", {"model": net.state_dict()})
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] = epoch + 1
-        saved = {
-            "model": net.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng_python": checkpoint.python_rng_state(rng),
-            "rng_torch": torch.get_rng_state(),
-            "state": state,
-        }
-        if device.type == "cuda":
-            saved["rng_cuda"] = torch.cuda.get_rng_state(device)
-        checkpoint.save(ckpt_path, saved)
+    with seeded(cfg.seed):
+        net = space.supernet().to(device)  # initialised on the CPU: the same on every device
+        data = data.to(device)
+        optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+        rng = random.Random(cfg.seed)
+        state: dict[str, Any] = {"epoch": 0, "best": -math.inf, "bad_epochs": 0, "history": []}
+        ckpt_path = folder / "checkpoint.pt"
+        if resume and ckpt_path.exists():
+            saved = checkpoint.load(ckpt_path)
+            net.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            checkpoint.set_python_rng_state(rng, saved["rng_python"])
+            torch.set_rng_state(saved["rng_torch"])
+            if device.type == "cuda" and "rng_cuda" in saved:
+                torch.cuda.set_rng_state(saved["rng_cuda"], device)
+            state = saved["state"]
+        max_config = space.max_config()
         if progress:
-            progress(modality, epoch + 1, cfg.epochs, {"loss": loss, "val_metric_max": val})
-    net.load_state_dict(checkpoint.load(folder / "supernet.pt")["model"])
-    summary: dict[str, Any] = {
-        "epochs_run": state["epoch"],
-        "stopped_early": state["epoch"] < cfg.epochs,
-        "history": state["history"],
-        "val_metric_max": _metric(net, max_config, data, cfg),
-    }
-    if isinstance(net, OFASupernet):
-        summary["val_metric_min"] = _metric(net, net.min_config(), data, cfg)
-        sampler = random.Random(cfg.seed + 1)
-        summary["val_metric_random"] = [
-            _metric(net, net.sample_config(sampler), data, cfg) for _ in range(cfg.spread_samples)
-        ]
-    return summary
+            progress(modality, state["epoch"], cfg.epochs, {})
+        while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience:
+            epoch = state["epoch"]
+            loss = _epoch(net, data, cfg, optimizer, rng, epoch)
+            scheduler.step()
+            val = _metric(net, max_config, data, cfg)
+            state["history"].append({"epoch": epoch + 1, "loss": loss, "val_metric_max": val})
+            if val > state["best"]:
+                state["best"], state["bad_epochs"] = val, 0
+                checkpoint.save(folder / "supernet.pt", {"model": net.state_dict()})
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            saved = {
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng_python": checkpoint.python_rng_state(rng),
+                "rng_torch": torch.get_rng_state(),
+                "state": state,
+            }
+            if device.type == "cuda":
+                saved["rng_cuda"] = torch.cuda.get_rng_state(device)
+            checkpoint.save(ckpt_path, saved)
+            if progress:
+                progress(modality, epoch + 1, cfg.epochs, {"loss": loss, "val_metric_max": val})
+        net.load_state_dict(checkpoint.load(folder / "supernet.pt")["model"])
+        summary: dict[str, Any] = {
+            "epochs_run": state["epoch"],
+            "stopped_early": state["epoch"] < cfg.epochs,
+            "history": state["history"],
+            "val_metric_max": _metric(net, max_config, data, cfg),
+        }
+        if space.elastic:
+            summary["val_metric_min"] = _metric(net, net.min_config(), data, cfg)
+            sampler = random.Random(cfg.seed + 1)
+            summary["val_metric_random"] = [
+                _metric(net, net.sample_config(sampler), data, cfg)
+                for _ in range(cfg.spread_samples)
+            ]
+        return summary
 
 
 def set_threads(threads: int | None) -> None:
-    """torch's intra-op threads for this process (None: leave torch's default)."""
+    """torch's intra-op threads for the rest of this process (None: leave torch's default):
+    for a process entry point (the CLI), never a library function."""
     if threads is not None:
-        if threads < 1:
-            raise HnasError(f"--threads {threads}: give at least 1")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(check_threads(threads))
 
 
 def train(
@@ -171,60 +171,64 @@ def train(
 ) -> dict[str, Any]:
     """Train every modality of ``dataset``'s search space; write ``OUT/train.json``.
 
-    ``threads`` sets torch's intra-op threads for this process (None: torch's default); on a
-    busy shared machine one thread is often faster than several competing ones. ``accelerator``
-    (auto, cpu or cuda) is where the networks train; ``deterministic`` asks CUDA for
-    reproducible algorithms instead of the fastest (see :mod:`hnas_edge.accelerator`).
+    ``threads`` is torch's intra-op thread count while it trains, restored after (None: the
+    caller's); on a busy shared machine one thread is often faster than several competing ones.
+    ``accelerator`` (auto, cpu or cuda) is where the networks train; ``deterministic`` asks CUDA
+    for reproducible algorithms instead of the fastest (see :mod:`hnas_edge.accelerator`).
     """
     device = resolve(accelerator)  # before any work: `cuda` without a GPU is one line
-    set_threads(threads)
-    configure(device, deterministic)
-    preset = preset_for_dataset(dataset)
-    record_path = out / "train.json"
-    claim_output(out, kind="folder", resume=resume)
-    record = (
-        read_json(record_path, what="training record") if resume and record_path.exists() else {}
-    )
-    metric = metric_of(preset.task)
-    if record and (
-        record.get("settings", {}).get("config") != cfg.to_dict() or record.get("metric") != metric
-    ):
-        raise HnasError(
-            f"{out} was trained with other settings; resume with the same options or a new --out"
+    with torch_threads(threads):
+        configure(device, deterministic)
+        preset = preset_for_dataset(dataset)
+        record_path = out / "train.json"
+        claim_output(out, kind="folder", resume=resume)
+        record = (
+            read_json(record_path, what="training record")
+            if resume and record_path.exists()
+            else {}
         )
-    record = record or {
-        "dataset": dataset,
-        "preset": preset.name,
-        "metric": metric,
-        "settings": {"config": cfg.to_dict(), "data_dir": data_dir},
-        "modalities": {},
-    }
-    record["threads_this_run"] = torch.get_num_threads()
-    record["accelerator_this_run"] = describe(device, deterministic)
-    started = time.monotonic()
-    splits = (
-        load_dataset(dataset, data_dir, split="train"),
-        load_dataset(dataset, data_dir, "val"),
-    )
-    check_dataset_shapes(preset, splits[0])  # before training a network for other sizes
-    for modality, space in preset.backbones:
-        if modality in record["modalities"]:
-            continue
-        data = ModalityData.of(*splits, modality, cfg.limit)
-        t0 = time.monotonic()
-        summary = train_modality(
-            modality, space, data, cfg, out / modality, resume, progress, device
+        metric = metric_of(preset.task)
+        if record and (
+            record.get("settings", {}).get("config") != cfg.to_dict()
+            or record.get("metric") != metric
+        ):
+            raise HnasError(
+                f"{out} was trained with other settings; "
+                "resume with the same options or a new --out"
+            )
+        record = record or {
+            "dataset": dataset,
+            "preset": preset.name,
+            "metric": metric,
+            "settings": {"config": cfg.to_dict(), "data_dir": data_dir},
+            "modalities": {},
+        }
+        record["threads_this_run"] = torch.get_num_threads()
+        record["accelerator_this_run"] = describe(device, deterministic)
+        started = time.monotonic()
+        splits = (
+            load_dataset(dataset, data_dir, split="train"),
+            load_dataset(dataset, data_dir, "val"),
         )
-        summary["wall_s"] = time.monotonic() - t0
-        summary["accelerator"] = describe(device, deterministic)
-        record["modalities"][modality] = summary
-        record["provenance"] = provenance(
-            {**record["settings"], "accelerator": record["accelerator_this_run"]}
-        )
+        check_dataset_shapes(preset, splits[0])  # before training a network for other sizes
+        for modality, space in preset.backbones:
+            if modality in record["modalities"]:
+                continue
+            data = ModalityData.of(*splits, modality, cfg.limit)
+            t0 = time.monotonic()
+            summary = train_modality(
+                modality, space, data, cfg, out / modality, resume, progress, device
+            )
+            summary["wall_s"] = time.monotonic() - t0
+            summary["accelerator"] = describe(device, deterministic)
+            record["modalities"][modality] = summary
+            record["provenance"] = provenance(
+                {**record["settings"], "accelerator": record["accelerator_this_run"]}
+            )
+            atomic_write_json(record_path, record)
+        record["wall_s_this_run"] = time.monotonic() - started
         atomic_write_json(record_path, record)
-    record["wall_s_this_run"] = time.monotonic() - started
-    atomic_write_json(record_path, record)
-    return record
+        return record
 
 
 def trained_preset(out: Path) -> SpacePreset:
@@ -251,7 +255,7 @@ def load_supernets(out: Path, device: torch.device | None = None) -> dict[str, n
     preset = trained_preset(out)
     nets = {}
     for modality, space in preset.backbones:
-        net = build_network(space)
+        net = space.supernet()
         path = out / modality / "supernet.pt"
         try:
             net.load_state_dict(checkpoint.load(path)["model"])

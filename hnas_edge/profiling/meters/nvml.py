@@ -1,6 +1,8 @@
 """NVIDIA GPUs through NVML (nvidia-ml-py): the total-energy counter (mJ) where the GPU has one,
-else power samples (mW) integrated in the background. The counter is preferred: the power reading
-is a ~1 s moving average that lags a load at both ends (see data/traces in the design brief)."""
+else power samples (mW) integrated in the background. The counter is preferred: on Ampere and
+newer GPUs (GA100 excepted) the power reading is an average over the last second (NVML's
+documentation of ``nvmlDeviceGetPowerUsage``), which lags a short load at both ends; see
+docs/internals.md, "Profiling"."""
 
 from __future__ import annotations
 
