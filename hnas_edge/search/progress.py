@@ -13,8 +13,8 @@ from hnas_edge.data import load_dataset
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling.coverage import coverage
 from hnas_edge.profiling.lut import Lut
+from hnas_edge.search.context import SearchInputs
 from hnas_edge.search.engine import SearchProgress, search
-from hnas_edge.search.evaluate import SearchInputs
 from hnas_edge.search.executor import RayOptions
 from hnas_edge.search.results import write_results
 from hnas_edge.space.presets import preset_for_dataset
