@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from hnas_edge.profiling.cost import CostBreakdown
@@ -55,6 +55,34 @@ class BackboneKey:
     def parse(cls, text: str) -> BackboneKey:
         modality, config_json = text.split(":", 1)
         return cls(modality, config_json)
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON types: a record (anything with ``to_dict``) as its dict, a tuple or a
+    list as a list, a mapping as a dict, each item likewise."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+class Record:
+    """A dataclass whose dict is its fields, in their order, each as JSON types (:func:`plain`).
+    A record whose fields are JSON types already is read back by :meth:`from_dict` as it is;
+    the others read their nested records themselves."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
+        return cls(**data)
+
+
+R = TypeVar("R", bound=Record)
 
 
 @dataclass(frozen=True)
@@ -115,22 +143,8 @@ class BackboneScore:
         return cls(data["val_metric"], Cost.from_dict(data))
 
 
-Flat = TypeVar("Flat", bound="FlatRecord")
-
-
-class FlatRecord:
-    """A dataclass record of plain fields: its dict is its fields, in their order."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls: type[Flat], data: Mapping[str, Any]) -> Flat:
-        return cls(**data)
-
-
 @dataclass(frozen=True)
-class GpuUse(FlatRecord):
+class GpuUse(Record):
     """On CUDA: the device a candidate's stage 2 ran on and the peak memory of that process
     during it (its cached features included)."""
 
@@ -187,7 +201,7 @@ class FusionResult:
 
 
 @dataclass(frozen=True)
-class CandidateRecord:
+class CandidateRecord(Record):
     """One individual the search met: its backbones' stage-1 scores (per modality) and, once
     fused, its stage-2 result."""
 
@@ -196,15 +210,6 @@ class CandidateRecord:
     individual: Individual
     unimodal: Mapping[str, BackboneScore]
     fusion: FusionResult | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "generation": self.generation,
-            "individual": self.individual.to_dict(),
-            "unimodal": {m: s.to_dict() for m, s in self.unimodal.items()},
-            "fusion": self.fusion.to_dict() if self.fusion is not None else None,
-        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CandidateRecord:
@@ -219,7 +224,7 @@ class CandidateRecord:
 
 
 @dataclass(frozen=True)
-class HypervolumePoint(FlatRecord):
+class HypervolumePoint(Record):
     """The multimodal front after one generation (1-based): its normalised hypervolume, the
     candidates fused so far and in that generation."""
 
@@ -230,7 +235,7 @@ class HypervolumePoint(FlatRecord):
 
 
 @dataclass(frozen=True)
-class FrontModel:
+class FrontModel(Record):
     """A model of the front: its architecture, validation and test metric, predicted cost, the
     generation that fused it and its whole checkpoint (relative to the result folder)."""
 
@@ -242,18 +247,6 @@ class FrontModel:
     energy_mj: float | None
     generation: int
     checkpoint: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "architecture": self.architecture.to_dict(),
-            "val_metric": self.val_metric,
-            "test_metric": self.test_metric,
-            "latency_ms": self.latency_ms,
-            "energy_mj": self.energy_mj,
-            "generation": self.generation,
-            "checkpoint": self.checkpoint,
-        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FrontModel:
@@ -290,7 +283,15 @@ class BestUnimodal:
 
 
 @dataclass(frozen=True)
-class SearchResult:
+class Evaluated(Record):
+    """How many candidates each stage evaluated."""
+
+    stage1: int
+    stage2: int
+
+
+@dataclass(frozen=True)
+class SearchResult(Record):
     """What ``front.json`` holds: the inputs searched, the front, the best backbone of each
     modality alone, the hypervolume per generation, how many candidates each stage evaluated,
     the time, and what the search ran on."""
@@ -307,33 +308,11 @@ class SearchResult:
     best_unimodal: Mapping[str, BestUnimodal]
     hypervolume: tuple[HypervolumePoint, ...]
     hypervolume_reference: Sequence[float] | None
-    stage1_evaluated: int
-    stage2_evaluated: int
+    evaluated: Evaluated
     seconds: Mapping[str, float]
     executor: Mapping[str, Any]
     accelerator: Mapping[str, Any]
     provenance: Mapping[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "data_dir": self.data_dir,
-            "samples_limit": self.samples_limit,
-            "preset": self.preset,
-            "mode": self.mode,
-            "metric": self.metric,
-            "lut": dict(self.lut),
-            "supernets": self.supernets,
-            "models": [m.to_dict() for m in self.models],
-            "best_unimodal": {m: b.to_dict() for m, b in self.best_unimodal.items()},
-            "hypervolume": [h.to_dict() for h in self.hypervolume],
-            "hypervolume_reference": self.hypervolume_reference,
-            "evaluated": {"stage1": self.stage1_evaluated, "stage2": self.stage2_evaluated},
-            "seconds": dict(self.seconds),
-            "executor": dict(self.executor),
-            "accelerator": dict(self.accelerator),
-            "provenance": dict(self.provenance),
-        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SearchResult:
@@ -350,8 +329,7 @@ class SearchResult:
             best_unimodal={m: BestUnimodal.from_dict(b) for m, b in data["best_unimodal"].items()},
             hypervolume=tuple(HypervolumePoint.from_dict(h) for h in data["hypervolume"]),
             hypervolume_reference=data["hypervolume_reference"],
-            stage1_evaluated=data["evaluated"]["stage1"],
-            stage2_evaluated=data["evaluated"]["stage2"],
+            evaluated=Evaluated.from_dict(data["evaluated"]),
             seconds=data["seconds"],
             executor=data["executor"],
             accelerator=data["accelerator"],
