@@ -147,17 +147,14 @@ def search_result(runner: Search, state: SearchState) -> SearchResult:
 def write_results(runner: Search, state: SearchState) -> dict[str, Any]:
     """Test the front, save its models, write ``front.json`` (returned, as written), the CSV of
     every candidate and the plots."""
-    out, metric, modalities = (
-        runner.inputs.out,
-        runner.worker.context.metric,
-        runner.preset.modalities,
-    )
+    out, modalities = runner.inputs.out, runner.preset.modalities
     result = search_result(runner, state)
     document = result.to_dict()
     atomic_write_json(out / "front.json", document)
     on_front = {m.id for m in result.models}
-    atomic_write_text(out / "candidates.csv", candidates_csv(state, modalities, on_front, metric))
-    plot_pareto(out / "pareto.png", state, on_front, modalities, metric)
+    csv_text = candidates_csv(state, modalities, on_front, result.metric)
+    atomic_write_text(out / "candidates.csv", csv_text)
+    plot_pareto(out / "pareto.png", state, on_front, modalities, result.metric)
     plot_hypervolume(out / "hypervolume.png", state.hypervolume)
     return document
 
