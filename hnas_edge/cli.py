@@ -297,9 +297,9 @@ def search(
     from hnas_edge.accelerator import resolve
     from hnas_edge.cluster import import_ray
     from hnas_edge.search.config import SearchConfig, get_budget
+    from hnas_edge.search.context import SearchInputs
     from hnas_edge.search.darts import DartsConfig
     from hnas_edge.search.engine import claim_out
-    from hnas_edge.search.evaluate import SearchInputs
     from hnas_edge.search.evolution import EvolutionConfig
     from hnas_edge.search.executor import RayOptions
     from hnas_edge.search.preflight import check_data, check_lut

@@ -11,16 +11,19 @@ measure the cpu device profile whatever it is.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from hnas_edge.io import atomic_write_json, provenance, read_json
 from hnas_edge.outputs import claim_output
 from hnas_edge.torch_state import torch_threads
+
+if TYPE_CHECKING:
+    from hnas_edge.search.records import FrontModel
 
 DATASET, SPACE, DEVICE = "avdigits", "avmnist", "cpu"
 
@@ -96,6 +99,7 @@ def quickstart(
     """Every stage in ``out``; training and search on ``accelerator`` (auto, cpu or cuda)."""
     from hnas_edge.accelerator import describe, resolve
     from hnas_edge.profiling.device import DeviceProfile
+    from hnas_edge.search.results import read_front
 
     device = resolve(accelerator)  # `cuda` without a GPU: one line, before any work
     budget = budget or Budget()
@@ -118,7 +122,7 @@ def quickstart(
             (result / "front.json").exists(),
             lambda: _search(lut, supernets, result, budget, console, *compute),
         )
-        chosen = pick_models(read_json(result / "front.json"))
+        chosen = pick_models(read_front(result).models)
         exported = {role: out / "models" / f"{role}.onnx" for role in chosen}
 
         def export() -> None:
@@ -135,13 +139,12 @@ def quickstart(
     return stages.record
 
 
-def pick_models(front: dict[str, Any]) -> dict[str, str]:
+def pick_models(models: Sequence[FrontModel]) -> dict[str, str]:
     """The most accurate (by the validation metric, as the search knew it) and the fastest front
     model."""
-    models = front["models"]
-    accurate = max(models, key=lambda m: (m["val_metric"], -m["latency_ms"]))
-    fastest = min(models, key=lambda m: (m["latency_ms"], -m["val_metric"]))
-    return {"most_accurate": accurate["id"], "fastest": fastest["id"]}
+    accurate = max(models, key=lambda m: (m.val_metric, -m.latency_ms))
+    fastest = min(models, key=lambda m: (m.latency_ms, -m.val_metric))
+    return {"most_accurate": accurate.id, "fastest": fastest.id}
 
 
 def _profile(device: Any, lut: Path, console: Console) -> None:
@@ -184,8 +187,8 @@ def _search(
     deterministic: bool,
 ) -> None:
     from hnas_edge.search.config import SearchConfig
+    from hnas_edge.search.context import SearchInputs
     from hnas_edge.search.darts import DartsConfig
-    from hnas_edge.search.evaluate import SearchInputs
     from hnas_edge.search.evolution import EvolutionConfig
     from hnas_edge.ui.search import print_search, search_with_progress
 

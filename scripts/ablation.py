@@ -25,8 +25,8 @@ from rich.console import Console
 from hnas_edge.data.metrics import LABELS
 from hnas_edge.io import atomic_write_text
 from hnas_edge.search.config import MODES, SearchConfig, get_budget
+from hnas_edge.search.context import SearchInputs
 from hnas_edge.search.darts import DEFAULT_HW_WEIGHT, DartsConfig
-from hnas_edge.search.evaluate import SearchInputs
 from hnas_edge.search.evolution import EvolutionConfig
 from hnas_edge.search.plots import error_label, figure, save_png
 from hnas_edge.ui.search import search_with_progress

@@ -25,9 +25,9 @@ from rich.console import Console
 
 from hnas_edge.io import atomic_write_json, provenance
 from hnas_edge.search.config import SearchConfig
+from hnas_edge.search.context import SearchInputs
 from hnas_edge.search.darts import DartsConfig
 from hnas_edge.search.engine import search
-from hnas_edge.search.evaluate import SearchInputs
 from hnas_edge.search.evolution import EvolutionConfig
 from hnas_edge.search.executor import RayOptions
 from hnas_edge.search.results import write_results
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace, name: str, ray: RayOptions | None) -> dict[str
     inputs = SearchInputs(args.supernets, args.dataset, None, args.lut, config, out)
     runner, state = search(inputs, ray=ray)
     result = write_results(runner, state)
-    fused = [r["fusion"] for r in state.records.values() if r["fusion"]]
+    fused = state.fused()
     return {
         "stage2_wall_s": state.seconds["stage2_wall"],
         "stage2_jobs_s": state.seconds["stage2_jobs"],

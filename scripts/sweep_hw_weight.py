@@ -24,23 +24,26 @@ import numpy as np
 
 from hnas_edge.io import atomic_write_json, provenance
 from hnas_edge.search.config import SearchConfig, get_budget
+from hnas_edge.search.context import SearchInputs
 from hnas_edge.search.darts import DartsConfig
-from hnas_edge.search.evaluate import Evaluator, FusionJob, SearchInputs, individual_id
+from hnas_edge.search.evaluate import FusionJob, Worker, fuse_candidate, open_worker, score_backbone
 from hnas_edge.search.evolution import first_front, random_individual
+from hnas_edge.search.records import individual_id
 
 
-def fuse_all(evaluator: Evaluator, individuals: list, weight: float) -> list[dict[str, Any]]:
-    base = evaluator.config
-    evaluator.config = replace(base, darts=replace(base.darts, hw_weight=weight))
+def fuse_all(worker: Worker, individuals: list, weight: float) -> list[dict[str, Any]]:
+    context, cache = worker.context, worker.cache
+    base = context.config
+    context.config = replace(base, darts=replace(base.darts, hw_weight=weight))
     records = []
     for individual in individuals:
-        result = evaluator.fuse(FusionJob(individual, individual_id(individual), seed=0))
-        result.pop("weights")
+        job = FusionJob(individual, individual_id(individual), seed=0, generation=0)
+        result = fuse_candidate(context, cache, job).result.to_dict()
         best_alone = max(
-            evaluator.backbone_score(m, c)["val_metric"] for m, c in individual.backbones.items()
+            score_backbone(context, m, c).val_metric for m, c in individual.backbones.items()
         )
         records.append({"id": individual_id(individual), "best_backbone": best_alone, **result})
-    evaluator.config = base
+    context.config = base
     return records
 
 
@@ -78,12 +81,12 @@ def main() -> None:
     config = SearchConfig(darts=get_budget(args.budget).apply(DartsConfig(seed=args.seed)))
     config = replace(config, finetune_epochs=get_budget(args.budget).finetune_epochs)
     inputs = SearchInputs(args.supernets, args.dataset, None, args.lut, config, args.out.parent)
-    evaluator = Evaluator(inputs)
+    worker = open_worker(inputs)
     rng = random.Random(args.seed)
-    individuals = [random_individual(evaluator.preset, rng) for _ in range(args.candidates)]
+    individuals = [random_individual(worker.context.preset, rng) for _ in range(args.candidates)]
     rows, records = [], {}
     for weight in args.weights:
-        records[str(weight)] = fuse_all(evaluator, individuals, weight)
+        records[str(weight)] = fuse_all(worker, individuals, weight)
         rows.append(summary(weight, records[str(weight)]))
         print(rows[-1], flush=True)
     atomic_write_json(

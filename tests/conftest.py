@@ -24,9 +24,9 @@ import torch
 
 from hnas_edge.profiling.lut import Lut
 from hnas_edge.search.config import SearchConfig
+from hnas_edge.search.context import SearchInputs
 from hnas_edge.search.darts import DartsConfig
 from hnas_edge.search.engine import search
-from hnas_edge.search.evaluate import SearchInputs
 from hnas_edge.search.evolution import EvolutionConfig
 from hnas_edge.search.results import write_results
 from hnas_edge.space.presets import get_preset

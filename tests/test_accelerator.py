@@ -22,8 +22,8 @@ from hnas_edge.errors import ConfigError
 from hnas_edge.export.artifact import export_model
 from hnas_edge.export.searched import load_searched
 from hnas_edge.profiling.device import DeviceProfile
+from hnas_edge.search.context import SearchInputs
 from hnas_edge.search.engine import search, task_accelerator
-from hnas_edge.search.evaluate import SearchInputs
 from hnas_edge.search.executor import RayOptions
 from hnas_edge.search.results import write_results
 from hnas_edge.train import checkpoint

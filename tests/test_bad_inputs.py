@@ -215,8 +215,8 @@ def resumable(tmp_path):
     """A search state in OUT made with cpu.json, supernets sn and avdigits."""
     from conftest import tiny
 
+    from hnas_edge.search.context import SearchInputs
     from hnas_edge.search.engine import input_record, start_state
-    from hnas_edge.search.evaluate import SearchInputs
 
     lut = full_lut(tmp_path / "cpu.json")
     inputs = SearchInputs(fake_supernets(tmp_path / "sn"), "avdigits", None, lut, tiny(),

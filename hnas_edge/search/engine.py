@@ -41,18 +41,15 @@ from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_json, file_digest, provenance, read_json
 from hnas_edge.outputs import claim_output
 from hnas_edge.search.config import Mode, SearchConfig
+from hnas_edge.search.context import SearchInputs, pack_inputs
 from hnas_edge.search.evaluate import (
-    Evaluator,
     FusionJob,
-    SearchInputs,
-    build_and_install,
-    build_from_packed,
+    Worker,
     candidate_weights,
-    config_key,
-    individual_id,
-    install,
-    pack_inputs,
+    open_packed_worker,
+    open_worker,
     run_fusion_job,
+    score_backbone,
 )
 from hnas_edge.search.evolution import (
     Individual,
@@ -63,6 +60,14 @@ from hnas_edge.search.evolution import (
     random_individual,
 )
 from hnas_edge.search.executor import Executor, InProcess, LocalPool, RayOptions, RayPool
+from hnas_edge.search.records import (
+    BackboneKey,
+    BackboneScore,
+    CandidateRecord,
+    FusionResult,
+    HypervolumePoint,
+    individual_id,
+)
 from hnas_edge.space.presets import SpacePreset
 from hnas_edge.train import checkpoint
 from hnas_edge.train.checkpoint import python_rng_state, set_python_rng_state
@@ -88,12 +93,15 @@ class SearchProgress:
 
 @dataclass
 class SearchState:
+    """Where a search is: the generation, its population and random state, every candidate met
+    (by id) and every backbone scored. In ``state.json`` as :meth:`to_dict` writes it."""
+
     generation: int
     population: list[Individual]
     rng: list[Any]
-    records: dict[str, dict[str, Any]]
-    backbone_scores: dict[str, dict[str, Any]]
-    hypervolume: list[dict[str, float]]
+    records: dict[str, CandidateRecord]
+    backbone_scores: dict[BackboneKey, BackboneScore]
+    hypervolume: list[HypervolumePoint]
     reference: list[float] | None
     seconds: dict[str, float]
     inputs: dict[str, Any] = field(default_factory=dict)  # what was searched: see input_record
@@ -106,9 +114,9 @@ class SearchState:
             "generation": self.generation,
             "population": [ind.to_dict() for ind in self.population],
             "rng": self.rng,
-            "records": self.records,
-            "backbone_scores": self.backbone_scores,
-            "hypervolume": self.hypervolume,
+            "records": {i: r.to_dict() for i, r in self.records.items()},
+            "backbone_scores": {k.text: s.to_dict() for k, s in self.backbone_scores.items()},
+            "hypervolume": [h.to_dict() for h in self.hypervolume],
             "reference": self.reference,
             "seconds": self.seconds,
         }
@@ -116,75 +124,78 @@ class SearchState:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "search state") -> SearchState:
         try:
+            scores = data["backbone_scores"].items()
             return cls(
                 generation=int(data["generation"]),
-                population=[individual_from_dict(d) for d in data["population"]],
+                population=[Individual.from_dict(d) for d in data["population"]],
                 rng=data["rng"],
-                records=dict(data["records"]),
-                backbone_scores=dict(data["backbone_scores"]),
-                hypervolume=list(data["hypervolume"]),
+                records={i: CandidateRecord.from_dict(r) for i, r in data["records"].items()},
+                backbone_scores={
+                    BackboneKey.parse(k): BackboneScore.from_dict(s) for k, s in scores
+                },
+                hypervolume=[HypervolumePoint.from_dict(h) for h in data["hypervolume"]],
                 reference=data["reference"],
                 seconds=dict(data["seconds"]),
                 inputs=dict(data["inputs"]),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (HnasError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise HnasError(
                 f"{source} is malformed ({type(exc).__name__}: {shown(exc)}); "
                 "restore it or start again in a new --out"
             ) from None
 
-
-def individual_from_dict(data: Mapping[str, Any]) -> Individual:
-    return Individual(
-        {m: {k: list(v) for k, v in c.items()} for m, c in data["backbones"].items()},
-        int(data["cells"]),
-        int(data["nodes"]),
-    )
+    def fused(self) -> list[CandidateRecord]:
+        """The candidates stage 2 has fused, in the order they were met."""
+        return [r for r in self.records.values() if r.fusion is not None]
 
 
-def multimodal_objectives(records: list[dict[str, Any]], hardware: bool = True) -> np.ndarray:
+def multimodal_objectives(results: list[FusionResult], hardware: bool = True) -> np.ndarray:
     """(error, latency, energy) of fused candidates; error alone when ``hardware`` is off;
     energy left out when the LUT has none."""
     rows = []
-    for r in records:
-        fusion = r["fusion"]
-        row = [1.0 - fusion["val_metric"]]
+    for fusion in results:
+        row = [1.0 - fusion.val_metric]
         if hardware:
-            row.append(fusion["latency_ms"])
-            if fusion["energy_mj"] is not None:
-                row.append(fusion["energy_mj"])
+            row.append(fusion.cost.latency_ms)
+            if fusion.cost.energy_mj is not None:
+                row.append(fusion.cost.energy_mj)
         rows.append(row)
     return np.asarray(rows, dtype=float)
 
 
-def backbone_objectives(records: list[dict[str, Any]], hardware: bool = True) -> np.ndarray:
+def backbone_objectives(records: list[CandidateRecord], hardware: bool = True) -> np.ndarray:
     """Stage 1: mean error of the backbones alone, summed latency and energy of them."""
     rows = []
     for r in records:
-        scores = list(r["unimodal"].values())
-        row = [float(np.mean([1.0 - s["val_metric"] for s in scores]))]
+        scores = list(r.unimodal.values())
+        row = [float(np.mean([1.0 - s.val_metric for s in scores]))]
         if hardware:
-            row.append(sum(s["latency_ms"] for s in scores))
-            energies = [s["energy_mj"] for s in scores]
+            row.append(sum(s.cost.latency_ms for s in scores))
+            energies = [s.cost.energy_mj for s in scores]
             if None not in energies:
                 row.append(sum(energies))
         rows.append(row)
     return np.asarray(rows, dtype=float)
 
 
+def fusion_of(records: list[CandidateRecord]) -> list[FusionResult]:
+    """The stage-2 results of fused records."""
+    return [r.fusion for r in records if r.fusion is not None]
+
+
 class Search:
     def __init__(
         self,
         inputs: SearchInputs,
-        evaluator: Evaluator,
+        worker: Worker,
         executor: Executor,
         state: SearchState,
         progress: SearchProgress,
     ) -> None:
         self.inputs, self.config = inputs, inputs.config
         self.mode: Mode = inputs.config.run_mode
-        self.evaluator, self.executor, self.state = evaluator, executor, state
-        self.preset: SpacePreset = evaluator.preset
+        self.worker, self.executor, self.state = worker, executor, state  # worker: this process's
+        self.preset: SpacePreset = worker.context.preset
         self.progress = progress
         self.ran_on: dict[str, Any] = {}  # the executor's own account of this run
         self.rng = random.Random()
@@ -194,7 +205,7 @@ class Search:
     def constrain(self, individual: Individual) -> Individual:
         backbones, cells, nodes = individual.backbones, individual.cells, individual.nodes
         if not self.mode.search_backbones:
-            backbones = {m: self.evaluator.fixed_config(m) for m in self.preset.modalities}
+            backbones = {m: self.worker.context.fixed_config(m) for m in self.preset.modalities}
         if not self.mode.search_fusion:
             cells, nodes = 1, 1
         return Individual(backbones, cells, nodes)
@@ -228,21 +239,16 @@ class Search:
         return population
 
     # stage 1
-    def score_backbones(self, individual: Individual, generation: int) -> dict[str, Any]:
+    def score_backbones(self, individual: Individual, generation: int) -> CandidateRecord:
         scores = {}
         for modality in self.preset.modalities:
             config = individual.backbones[modality]
-            key = f"{modality}:{config_key(config)}"
+            key = BackboneKey.of(modality, config)
             if key not in self.state.backbone_scores:
-                self.state.backbone_scores[key] = self.evaluator.backbone_score(modality, config)
+                score = score_backbone(self.worker.context, modality, config)
+                self.state.backbone_scores[key] = score
             scores[modality] = self.state.backbone_scores[key]
-        return {
-            "id": individual_id(individual),
-            "generation": generation,
-            "individual": individual.to_dict(),
-            "unimodal": scores,
-            "fusion": None,
-        }
+        return CandidateRecord(individual_id(individual), generation, individual, scores)
 
     def run(self) -> None:
         evo = self.config.evolution
@@ -263,9 +269,9 @@ class Search:
                     f"{self.stage2_budget}): the population holds no more that were not fused"
                 )
             started = time.perf_counter()
-            self.fuse([r for r in chosen if r["fusion"] is None], g)
+            self.fuse([r for r in chosen if r.fusion is None], g)
             self.state.seconds["stage2_wall"] += time.perf_counter() - started
-            fused = [r for r in records.values() if r["fusion"] is not None]
+            fused = self.state.fused()
             self.record_hypervolume(fused, g, len(chosen))
             elites = self.elites(fused)
             self.state.population = self.breed(elites)
@@ -282,65 +288,60 @@ class Search:
         return max(1, int(round(evo.quartile * evo.population)))
 
     def stage2_candidates(
-        self, population: list[dict[str, Any]], generation: int
-    ) -> list[dict[str, Any]]:
+        self, population: list[CandidateRecord], generation: int
+    ) -> list[CandidateRecord]:
         """The best individuals by their backbones alone (NSGA-II order) that were not fused in
         an earlier generation, at most the stage-2 budget of them. Those this generation fused
         already (a resumed run) keep their place, so a resumed generation fuses the same ones."""
         order = pareto_order(backbone_objectives(population, self.mode.hardware))
 
-        def open_to(record: dict[str, Any]) -> bool:
-            return record["fusion"] is None or record["fusion"]["generation"] == generation
+        def open_to(record: CandidateRecord) -> bool:
+            return record.fusion is None or record.fusion.generation == generation
 
         return [population[i] for i in order if open_to(population[i])][: self.stage2_budget]
 
     # stage 2
-    def fuse(self, todo: list[dict[str, Any]], generation: int) -> None:
+    def fuse(self, todo: list[CandidateRecord], generation: int) -> None:
         jobs = [
             FusionJob(
-                individual_from_dict(r["individual"]),
-                r["id"],
-                (self.config.evolution.seed * 1_000_003 + int(r["id"], 16)) % 2**31,
+                r.individual,
+                r.id,
+                (self.config.evolution.seed * 1_000_003 + int(r.id, 16)) % 2**31,
+                generation,
             )
             for r in todo
         ]
         self.progress.candidates(0, len(jobs), f"stage 2, generation {generation + 1}")
-        for done, (candidate, result) in enumerate(self.executor.run(run_fusion_job, jobs), 1):
-            checkpoint.save(candidate_weights(self.inputs.out, candidate), result.pop("weights"))
-            self.state.records[candidate]["fusion"] = {"generation": generation, **result}
-            self.state.seconds["stage2_jobs"] += result["seconds"]
+        for done, outcome in enumerate(self.executor.run(run_fusion_job, jobs), 1):
+            candidate, result = outcome.id, outcome.result
+            checkpoint.save(candidate_weights(self.inputs.out, candidate), outcome.weights)
+            self.state.records[candidate] = replace(self.state.records[candidate], fusion=result)
+            self.state.seconds["stage2_jobs"] += result.seconds
             self.save()  # a killed search keeps every finished candidate
             detail = (
-                f"{candidate}: val {LABELS[self.evaluator.metric]} {result['val_metric']:.1%}, "
-                f"{result['latency_ms']:.3f} ms"
+                f"{candidate}: val {LABELS[self.worker.context.metric]} {result.val_metric:.1%}, "
+                f"{result.cost.latency_ms:.3f} ms"
             )
             self.progress.candidates(done, len(jobs), detail)
 
-    def elites(self, fused: list[dict[str, Any]]) -> list[Individual]:
+    def elites(self, fused: list[CandidateRecord]) -> list[Individual]:
         """The best half of the stage-2 budget (at least two, to cross) by the multimodal
         objectives, among every candidate fused so far."""
         keep = max(2, int(round(self.stage2_budget / 2)))
-        order = pareto_order(multimodal_objectives(fused, self.mode.hardware))
-        return [individual_from_dict(fused[i]["individual"]) for i in order[:keep]]
+        order = pareto_order(multimodal_objectives(fusion_of(fused), self.mode.hardware))
+        return [fused[i].individual for i in order[:keep]]
 
-    def record_hypervolume(self, fused: list[dict[str, Any]], generation: int, new: int) -> None:
+    def record_hypervolume(self, fused: list[CandidateRecord], generation: int, new: int) -> None:
         """Of the multimodal front, normalised by a reference fixed after the first generation
         (1.1 × the worst latency and energy seen then, error 1), so generations compare; with
         the candidates fused so far and in this generation."""
-        objectives = multimodal_objectives(fused)
+        objectives = multimodal_objectives(fusion_of(fused))
         if self.state.reference is None:
             worst = objectives.max(axis=0)
             self.state.reference = [1.0, *(1.1 * worst[1:]).tolist()]
         reference = np.asarray(self.state.reference)
         value = hypervolume(objectives / reference, np.ones(len(reference)))
-        self.state.hypervolume.append(
-            {
-                "generation": generation + 1,
-                "hypervolume": value,
-                "fused": len(fused),
-                "fused_new": new,
-            }
-        )
+        self.state.hypervolume.append(HypervolumePoint(generation + 1, value, len(fused), new))
 
     def save(self) -> None:
         atomic_write_json(self.inputs.out / STATE_FILE, self.state.to_dict(self.config))
@@ -429,20 +430,20 @@ def task_accelerator(accelerator: str, ray: RayOptions) -> str:
 
 
 def make_executor(
-    workers: int, inputs: SearchInputs, evaluator: Evaluator, ray: RayOptions | None = None
+    workers: int, inputs: SearchInputs, worker: Worker, ray: RayOptions | None = None
 ) -> Executor:
-    """Workers build their own evaluator, on the device ``inputs.accelerator`` names: several
-    local workers (``workers``) share this machine's GPU, each with its own CUDA context."""
+    """One process (``workers`` 1) runs stage 2 with this process's ``worker``; other workers
+    build their own, on the device ``inputs.accelerator`` names: several local workers share
+    this machine's GPU, each with its own CUDA context."""
     if ray is not None:
         # nodes may not see this machine's files: the supernets and LUT travel with the context
         remote = replace(inputs, accelerator=task_accelerator(inputs.accelerator, ray))
-        return RayPool(build_from_packed, (remote, pack_inputs(remote)), ray, evaluator.shares)
+        return RayPool(open_packed_worker, (remote, pack_inputs(remote)), ray, worker.shares)
     if workers < 1:
         raise HnasError(f"--workers {workers}: give at least 1")
     if workers == 1:
-        install(evaluator)
-        return InProcess()
-    return LocalPool(workers, build_and_install, (inputs,))
+        return InProcess(worker)
+    return LocalPool(workers, open_worker, (inputs,))
 
 
 def search(
@@ -456,9 +457,9 @@ def search(
     in this process (``workers`` 1), a local process pool, or on Ray (``ray``)."""
     state = load_state(inputs, resume)
     inputs.out.mkdir(parents=True, exist_ok=True)
-    evaluator = Evaluator(inputs)
-    executor = make_executor(workers, inputs, evaluator, ray)
-    runner = Search(inputs, evaluator, executor, state, progress or SearchProgress())
+    worker = open_worker(inputs)
+    executor = make_executor(workers, inputs, worker, ray)
+    runner = Search(inputs, worker, executor, state, progress or SearchProgress())
     if state.generation == 0 and not state.population:
         state.population = runner.initial_population()
         state.rng = python_rng_state(runner.rng)

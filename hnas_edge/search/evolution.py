@@ -45,6 +45,14 @@ class Individual:
             "nodes": self.nodes,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Individual:
+        return cls(
+            {m: {k: list(v) for k, v in c.items()} for m, c in data["backbones"].items()},
+            int(data["cells"]),
+            int(data["nodes"]),
+        )
+
 
 def random_individual(preset: SpacePreset, rng: random.Random) -> Individual:
     return Individual(

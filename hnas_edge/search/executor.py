@@ -1,15 +1,17 @@
 """Where stage-2 candidates run. The search only calls ``Executor.run``; a distributed engine
 (Ray, Dask, a job queue) plugs in by implementing it, without touching the search code.
 
-Jobs are plain picklable values; the function they run reads its heavy context (supernets,
-datasets, LUT) from the process it runs in, built once per worker by ``initializer``. Results
-come back as jobs finish, in any order: each carries its job's id, and the search checkpoints it
-at once.
+Jobs are plain picklable values. The function they run gets, besides the job, the heavy
+context of the process it runs in (supernets, datasets, LUT), which the executor owns:
+:class:`InProcess` is given the driver's; a worker process (:class:`LocalPool`, :class:`RayPool`)
+builds its own once with ``initializer(*initargs)``. Results come back as jobs finish, in any
+order: each carries its job's id, and the search checkpoints it at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import uuid
@@ -17,20 +19,25 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from hnas_edge.cluster import connect, import_ray
 
+C = TypeVar("C")
 T = TypeVar("T")
 R = TypeVar("R")
+
+# A job function: ``fn(context, item)``, or ``fn(context, item, shared)`` on Ray with shares.
+Job = Callable[..., R]
 
 # What a job shares with others, computed once by the driver: name -> how to compute it.
 Shares = Callable[[Any], Mapping[str, Callable[[], Any]]]
 
 
 class Executor(Protocol):
-    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-        """``fn(item)`` for every item; each result yielded as soon as it is done."""
+    def run(self, fn: Job[R], items: Sequence[T]) -> Iterator[R]:
+        """``fn(context, item)`` for every item, with the context of the process it runs in;
+        each result yielded as soon as it is done."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -42,11 +49,14 @@ class Executor(Protocol):
         ...
 
 
-class InProcess:
-    """Runs jobs one after the other in this process (``--workers 1``)."""
+class InProcess(Generic[C]):
+    """Runs jobs one after the other in this process (``--workers 1``), with ``context``."""
 
-    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-        return (fn(item) for item in items)
+    def __init__(self, context: C) -> None:
+        self.context = context
+
+    def run(self, fn: Job[R], items: Sequence[T]) -> Iterator[R]:
+        return (fn(self.context, item) for item in items)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "in-process"}
@@ -59,23 +69,24 @@ class LocalPool:
     """A pool of ``workers`` processes on this machine, each with its own context.
 
     Processes are spawned (not forked: torch's thread pools do not survive a fork) and each
-    gets an equal share of the cores for torch's intra-op threads.
+    gets an equal share of the cores for torch's intra-op threads; each builds its context with
+    ``initializer(*initargs)`` when it starts.
     """
 
     def __init__(
-        self, workers: int, initializer: Callable[..., None], initargs: tuple[Any, ...]
+        self, workers: int, initializer: Callable[..., Any], initargs: tuple[Any, ...]
     ) -> None:
         self.workers = workers
         self.threads = max(1, (os.cpu_count() or 1) // workers)
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self.threads, initializer, initargs),
+            initializer=_start_worker,
+            initargs=(None, self.threads, initializer, initargs),
         )
 
-    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-        pending = {self._pool.submit(fn, item) for item in items}
+    def run(self, fn: Job[R], items: Sequence[T]) -> Iterator[R]:
+        pending = {self._pool.submit(_in_worker, fn, item) for item in items}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -88,11 +99,27 @@ class LocalPool:
         self._pool.shutdown(cancel_futures=True)
 
 
-def _init_worker(threads: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+class _WorkerProcess:
+    """The context of a worker process an executor started (a :class:`LocalPool`'s spawned
+    process, a Ray worker): one per process, built by the pool's initializer, read by every job
+    the process runs. Never set in the driver, whose :class:`InProcess` holds its own context."""
+
+    key: str | None = None  # which search's context it is (a Ray worker outlives a search)
+    context: Any = None
+
+
+def _start_worker(
+    key: str | None, threads: int, initializer: Callable[..., Any], initargs: tuple[Any, ...]
+) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    initializer(*initargs)
+    _WorkerProcess.context = initializer(*initargs)
+    _WorkerProcess.key = key
+
+
+def _in_worker(fn: Job[R], item: Any, *shared: Any) -> R:
+    return fn(_WorkerProcess.context, item, *shared)
 
 
 @dataclass(frozen=True)
@@ -114,14 +141,15 @@ class RayPool:
     dies is retried up to ``max_retries`` times by Ray. The worker context
     (``initializer(*initargs)``) travels once through Ray's object store and is built once per
     worker process. What ``shares(item)`` names (a candidate's backbone features) is computed
-    here once, put in the object store once, and handed to every task that names it; the last
-    ``shared_objects`` of them stay there for later jobs. Closing cancels what is outstanding and
-    shuts down a Ray instance this pool started.
+    here once, put in the object store once, and handed to every task that names it (the job
+    runs as ``fn(context, item, shared)``); the last ``shared_objects`` of them stay there for
+    later jobs. Closing cancels what is outstanding and shuts down a Ray instance this pool
+    started.
     """
 
     def __init__(
         self,
-        initializer: Callable[..., None],
+        initializer: Callable[..., Any],
         initargs: tuple[Any, ...],
         options: RayOptions,
         shares: Shares | None = None,
@@ -141,7 +169,7 @@ class RayPool:
         self._outstanding: list[Any] = []
         self.stats = {"tasks": 0, "shared_objects_put": 0, "shared_bytes_put": 0}
 
-    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+    def run(self, fn: Job[R], items: Sequence[T]) -> Iterator[R]:
         # submitted one by one: the first task runs while the next one's features are computed
         for item in items:
             self._outstanding.append(self._submit(fn, item))
@@ -152,7 +180,7 @@ class RayPool:
         finally:
             self.close_outstanding()
 
-    def _submit(self, fn: Callable[[T], R], item: T) -> Any:
+    def _submit(self, fn: Job[R], item: T) -> Any:
         named = dict(self._shares(item)) if self._shares else {}
         refs = [self._object(name, compute) for name, compute in named.items()]
         self.stats["tasks"] += 1
@@ -198,7 +226,8 @@ class RayPool:
 
 
 def payload_bytes(value: Any) -> int:
-    """Bytes of the tensors and arrays in ``value`` (modules: their parameters and buffers)."""
+    """Bytes of the tensors and arrays in ``value`` (modules: their parameters and buffers;
+    mappings, sequences and dataclasses: what they hold)."""
     import numpy as np
     import torch
 
@@ -212,26 +241,23 @@ def payload_bytes(value: Any) -> int:
         return sum(payload_bytes(v) for v in value.values())
     if isinstance(value, list | tuple):
         return sum(payload_bytes(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(payload_bytes(getattr(value, f.name)) for f in dataclasses.fields(value))
     return 0
 
 
-_RAY_CONTEXT: str | None = None
-
-
 def _in_ray_worker(
-    context: tuple[str, int, Callable[..., None], tuple[Any, ...]],
-    fn: Callable[..., Any],
+    context: tuple[str, int, Callable[..., Any], tuple[Any, ...]],
+    fn: Job[R],
     item: Any,
     names: tuple[str, ...],
     *shared: Any,
-) -> Any:
+) -> R:
     """Build this worker's context once per search (keyed by the context's id), then run.
     Ray resolves ``shared`` (top-level references) from the object store before the call."""
-    global _RAY_CONTEXT
-    key, threads, initializer, initargs = context
-    if key != _RAY_CONTEXT:
-        _init_worker(threads, initializer, initargs)
-        _RAY_CONTEXT = key
+    key = context[0]
+    if key != _WorkerProcess.key:
+        _start_worker(*context)
     if names:
-        return fn(item, dict(zip(names, shared, strict=True)))
-    return fn(item)
+        return _in_worker(fn, item, dict(zip(names, shared, strict=True)))
+    return _in_worker(fn, item)

@@ -12,6 +12,7 @@ from hnas_edge.io import atomic_write_bytes
 
 if TYPE_CHECKING:
     from hnas_edge.search.engine import SearchState
+    from hnas_edge.search.records import HypervolumePoint
 
 MARKERS = ("s", "^", "D", "v")
 COLORS = ("tab:green", "tab:orange", "tab:purple", "tab:brown")
@@ -47,18 +48,17 @@ def plot_pareto(
 ) -> None:
     """Validation error (1 − ``metric``) against latency and against energy (when the LUT has
     energy): each modality's backbones alone, every fused network, the front highlighted."""
-    records = list(state.records.values())
-    fused = [r for r in records if r["fusion"] is not None]
+    fused = [(r.id, r.fusion) for r in state.records.values() if r.fusion is not None]
     costs = [("latency_ms", "latency (ms, predicted)")]
-    if fused and fused[0]["fusion"]["energy_mj"] is not None:
+    if fused and fused[0][1].cost.energy_mj is not None:
         costs.append(("energy_mj", "energy (mJ, predicted)"))
     fig, axes = figure(len(costs))
     for ax, (cost, label) in zip(axes, costs, strict=True):
         for marker, color, modality in zip(MARKERS, COLORS, modalities, strict=False):
-            scores = [s for k, s in state.backbone_scores.items() if k.split(":", 1)[0] == modality]
+            scores = [s for k, s in state.backbone_scores.items() if k.modality == modality]
             ax.scatter(
-                [s[cost] for s in scores],
-                [100 * (1 - s["val_metric"]) for s in scores],
+                [getattr(s.cost, cost) for s in scores],
+                [100 * (1 - s.val_metric) for s in scores],
                 marker=marker,
                 color=color,
                 s=14,
@@ -66,17 +66,17 @@ def plot_pareto(
                 label=f"{modality} alone",
             )
         ax.scatter(
-            [r["fusion"][cost] for r in fused],
-            [100 * (1 - r["fusion"]["val_metric"]) for r in fused],
+            [getattr(f.cost, cost) for _, f in fused],
+            [100 * (1 - f.val_metric) for _, f in fused],
             s=18,
             color="tab:blue",
             alpha=0.6,
             label="multimodal",
         )
-        front = sorted((r for r in fused if r["id"] in on_front), key=lambda r: r["fusion"][cost])
+        front = sorted((f for i, f in fused if i in on_front), key=lambda f: getattr(f.cost, cost))
         ax.plot(
-            [r["fusion"][cost] for r in front],
-            [100 * (1 - r["fusion"]["val_metric"]) for r in front],
+            [getattr(f.cost, cost) for f in front],
+            [100 * (1 - f.val_metric) for f in front],
             "o-",
             color="tab:red",
             label="Pareto front",
@@ -88,10 +88,10 @@ def plot_pareto(
     save_png(fig, path)
 
 
-def plot_hypervolume(path: Path, history: Sequence[dict[str, float]]) -> None:
+def plot_hypervolume(path: Path, history: Sequence[HypervolumePoint]) -> None:
     fig, axes = figure(1)
     ax = axes[0]
-    ax.plot([h["generation"] for h in history], [h["hypervolume"] for h in history], "o-")
+    ax.plot([h.generation for h in history], [h.hypervolume for h in history], "o-")
     ax.set_xlabel("generation")
     ax.set_ylabel("hypervolume (normalised)")
     ax.grid(alpha=0.3)

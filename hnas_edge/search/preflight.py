@@ -8,7 +8,7 @@ from hnas_edge.data import load_dataset
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling.coverage import coverage
 from hnas_edge.profiling.lut import Lut
-from hnas_edge.search.evaluate import SearchInputs
+from hnas_edge.search.context import SearchInputs
 from hnas_edge.space.presets import preset_for_dataset
 from hnas_edge.space.shapes import check_dataset_shapes
 from hnas_edge.train.config import TrainConfig

@@ -11,8 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hnas_edge.search.context import SearchInputs
 from hnas_edge.search.engine import SearchProgress, search
-from hnas_edge.search.evaluate import SearchInputs
 from hnas_edge.search.executor import RayOptions
 from hnas_edge.search.preflight import check_inputs, ensure_supernets, supernets_folder
 from hnas_edge.search.results import write_results

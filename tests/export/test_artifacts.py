@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import MULTIBENCH_AUDIO, hnas, read_front, write_avmnist_npy
+from conftest import MULTIBENCH_AUDIO, PRESET, hnas, read_front, write_avmnist_npy
 from rich.console import Console
 
 from hnas_edge.deploy.runner import bench, evaluate_split, open_artifact, predict_file
@@ -19,6 +19,8 @@ from hnas_edge.export.searched import load_searched
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.lut import Calibration, Lut
 from hnas_edge.quickstart import Budget, pick_models, quickstart
+from hnas_edge.search.records import FrontModel
+from hnas_edge.space.mmnn import random_arch
 from hnas_edge.ui.deploy import print_split
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -232,14 +234,12 @@ def test_export_of_a_model_not_on_the_front_is_refused(finished, tmp_path):
 
 
 def test_pick_models_takes_the_most_accurate_and_the_fastest():
-    front = {
-        "models": [
-            {"id": "a", "val_metric": 0.9, "latency_ms": 3.0},
-            {"id": "b", "val_metric": 0.8, "latency_ms": 1.0},
-            {"id": "c", "val_metric": 0.85, "latency_ms": 2.0},
-        ]
-    }
-    assert pick_models(front) == {"most_accurate": "a", "fastest": "b"}
+    def front_model(id, val_metric, latency_ms):
+        arch = random_arch(PRESET, 0)
+        return FrontModel(id, arch, val_metric, val_metric, latency_ms, None, 0, f"models/{id}")
+
+    models = [front_model("a", 0.9, 3.0), front_model("b", 0.8, 1.0), front_model("c", 0.85, 2.0)]
+    assert pick_models(models) == {"most_accurate": "a", "fastest": "b"}
 
 
 def test_quickstart_reuses_finished_stages(supernets, lut, finished, tmp_path):

@@ -19,7 +19,15 @@ from conftest import read_front, tiny
 from conftest import run_search as run
 
 from hnas_edge.search import engine
-from hnas_edge.search.evaluate import Evaluator, FusionJob, SearchInputs, run_fusion_job
+from hnas_edge.search.context import SearchInputs, pack_inputs
+from hnas_edge.search.evaluate import (
+    FusionJob,
+    fuse_candidate,
+    open_packed_worker,
+    open_worker,
+    run_fusion_job,
+    score_backbone,
+)
 from hnas_edge.search.evolution import random_individual
 from hnas_edge.search.executor import RayOptions
 
@@ -49,13 +57,13 @@ def test_ray_tasks_find_the_same_front_and_put_each_backbone_in_the_store_once(
     assert ran_on["shared_bytes_put"] > 0
 
 
-def die_the_first_time(marker: str, job, shared=None):
+def die_the_first_time(marker: str, worker, job, shared=None):
     """Runs in a Ray worker: the first call kills its own worker process (as an OOM kill or a
     crash would), every later call does the real work."""
     if not os.path.exists(marker):
         Path(marker).touch()
         os._exit(1)
-    return run_fusion_job(job, shared)
+    return run_fusion_job(worker, job, shared)
 
 
 def test_a_task_whose_worker_dies_is_retried_and_the_search_completes(
@@ -114,37 +122,38 @@ def test_stage_2_on_shared_backbones_equals_stage_2_computing_its_own(supernets,
     """A worker given the driver's backbones and features uses them as they are, and a
     candidate's result does not depend on where (or whether earlier) they were computed."""
     inputs = SearchInputs(supernets, "avdigits", None, lut, tiny(), tmp_path)
-    driver, worker = Evaluator(inputs), Evaluator(inputs)
-    individual = random_individual(driver.preset, random.Random(0))
-    job = FusionJob(individual, "x", 0)
+    driver, worker = open_worker(inputs), open_worker(inputs)
+    individual = random_individual(driver.context.preset, random.Random(0))
+    job = FusionJob(individual, "x", 0, 0)
     shared = {name: compute() for name, compute in driver.shares(job).items()}
-    assert len(shared) == len(driver.preset.modalities)
-    worker.adopt(shared)
+    assert len(shared) == len(driver.context.preset.modalities)
+    context, cache = worker.context, worker.cache
+    cache.adopt(context.device, shared)
     for value in shared.values():
-        modality, config = value["modality"], value["config"]
-        assert worker.backbone(modality, config) is value["module"]
-        assert worker.backbone_features(modality, config, "train") is value["features"]["train"]
-    on_shared = worker.fuse(job)
-    on_its_own = Evaluator(inputs).fuse(job)
-    for field in ("architecture", "val_metric", "latency_ms", "energy_mj"):
-        assert on_shared[field] == on_its_own[field]
+        modality, config = value.key.modality, value.key.config
+        assert cache.backbone(context, modality, config) is value.module
+        train = cache.backbone_features(context, modality, config, "train")
+        assert train is value.features["train"]
+    on_shared = fuse_candidate(context, cache, job).result
+    alone = open_worker(inputs)
+    on_its_own = fuse_candidate(alone.context, alone.cache, job).result
+    for field in ("architecture", "val_metric", "cost"):
+        assert getattr(on_shared, field) == getattr(on_its_own, field)
 
 
 def test_workers_on_other_machines_get_the_supernets_and_lut_with_their_context(
-    supernets, lut, tmp_path, monkeypatch
+    supernets, lut, tmp_path
 ):
-    from hnas_edge.search import evaluate
-
-    monkeypatch.setattr(evaluate, "_CURRENT", None)
     inputs = SearchInputs(supernets, "avdigits", None, lut, tiny(), tmp_path)
-    files = evaluate.pack_inputs(inputs)
-    modalities = Evaluator(inputs).preset.modalities
+    files = pack_inputs(inputs)
+    here = open_worker(inputs).context
+    modalities = here.preset.modalities
     assert set(files) == {"lut.json", "supernets/train.json"} | {
         f"supernets/{m}/supernet.pt" for m in modalities
     }
-    evaluate.build_from_packed(inputs, files)
-    worker = evaluate._CURRENT
-    assert supernets not in worker.inputs.supernets.parents and worker.inputs.lut != lut
-    config = worker.fixed_config(modalities[0])
-    here = Evaluator(inputs).backbone_score(modalities[0], config)
-    assert worker.backbone_score(modalities[0], config) == here
+    there = open_packed_worker(inputs, files).context
+    assert supernets not in there.inputs.supernets.parents and there.inputs.lut != lut
+    config = there.fixed_config(modalities[0])
+    assert score_backbone(there, modalities[0], config) == score_backbone(
+        here, modalities[0], config
+    )

@@ -12,10 +12,13 @@ from conftest import run_search as run
 from rich.console import Console
 
 from hnas_edge.errors import ConfigError, HnasError
+from hnas_edge.search.context import SearchContext, SearchInputs
 from hnas_edge.search.engine import SearchProgress, load_state
-from hnas_edge.search.evaluate import Evaluator, SearchInputs, late_fusion
+from hnas_edge.search.evaluate import late_fusion
+from hnas_edge.search.evolution import Individual
 from hnas_edge.search.plots import error_label
 from hnas_edge.search.preflight import check_inputs
+from hnas_edge.search.records import CandidateRecord, Cost, FusionResult
 from hnas_edge.space.mmnn import MultimodalArch, build_fresh
 from hnas_edge.train import checkpoint
 from hnas_edge.ui.search import print_search
@@ -208,14 +211,13 @@ def test_the_elites_are_the_best_half_of_the_stage2_budget():
         config = tiny()
         mode = tiny().run_mode
 
-    fused = [
-        {"individual": {"backbones": {}, "cells": 1, "nodes": 1 + i}, "fusion": f}
-        for i, f in enumerate(
-            {"val_metric": 0.5 + 0.01 * i, "latency_ms": 1.0 + i, "energy_mj": 1.0 + i}
-            for i in range(10)
-        )
-    ]
-    assert len(Search.elites(Budget(), fused)) == 4
+    def fused(i):
+        """Each more accurate and slower than the last: all on the front."""
+        arch = MultimodalArch(PRESET.name, {}, 1, 1 + i)
+        result = FusionResult(0, arch, 0.5 + 0.01 * i, Cost(1.0 + i, 1.0 + i, False), (), (), 0, {})
+        return CandidateRecord(str(i), 0, Individual({}, 1, 1 + i), {}, result)
+
+    assert len(Search.elites(Budget(), [fused(i) for i in range(10)])) == 4
 
 
 def test_a_lut_that_cannot_price_the_space_is_refused_before_any_work(supernets, tmp_path):
@@ -235,7 +237,7 @@ def test_samples_of_other_sizes_than_the_supernets_take_are_refused_before_any_w
     with pytest.raises(ConfigError, match=MULTIBENCH_AUDIO):
         check_inputs(inputs)
     with pytest.raises(ConfigError, match=MULTIBENCH_AUDIO):
-        Evaluator(inputs)  # what every worker builds: it does not run on them either
+        SearchContext(inputs)  # what every worker builds: it does not run on them either
     assert not (tmp_path / "out").exists()
 
 
