@@ -42,6 +42,12 @@ def conv_out(size: int, kernel: int, stride: int) -> int:
     return (size + 2 * pad - kernel) // stride + 1
 
 
+def conv_out_hw(in_shape: tuple[int, int, int], kernel: int, stride: int) -> tuple[int, int]:
+    """Output height and width of a 'same'-padded convolution of a C×H×W input."""
+    _, h, w = in_shape
+    return conv_out(h, kernel, stride), conv_out(w, kernel, stride)
+
+
 def shape_text(shape: tuple[int, ...]) -> str:
     """A shape as people write it: ``1×20×20``."""
     return "×".join(map(str, shape))
@@ -145,16 +151,10 @@ class ConvSpec(LayerSpec):
     def output_shape(self) -> tuple[int, ...]:
         if self.pool:
             return (self.out_ch, 1, 1)
-        _, h, w = self.in_shape
-        return (
-            self.out_ch,
-            conv_out(h, self.kernel, self.stride),
-            conv_out(w, self.kernel, self.stride),
-        )
+        return (self.out_ch, *conv_out_hw(self.in_shape, self.kernel, self.stride))
 
     def macs(self) -> int:
-        _, h, w = self.in_shape
-        oh, ow = conv_out(h, self.kernel, self.stride), conv_out(w, self.kernel, self.stride)
+        oh, ow = conv_out_hw(self.in_shape, self.kernel, self.stride)
         return oh * ow * self.out_ch * self.in_ch * self.kernel * self.kernel
 
 
@@ -198,16 +198,11 @@ class MBConvSpec(LayerSpec):
         return ((1, *self.in_shape),)
 
     def output_shape(self) -> tuple[int, ...]:
-        _, h, w = self.in_shape
-        return (
-            self.out_ch,
-            conv_out(h, self.kernel, self.stride),
-            conv_out(w, self.kernel, self.stride),
-        )
+        return (self.out_ch, *conv_out_hw(self.in_shape, self.kernel, self.stride))
 
     def macs(self) -> int:
         _, h, w = self.in_shape
-        oh, ow = conv_out(h, self.kernel, self.stride), conv_out(w, self.kernel, self.stride)
+        oh, ow = conv_out_hw(self.in_shape, self.kernel, self.stride)
         mid = self.mid_ch or self.in_ch
         total = h * w * self.in_ch * self.mid_ch  # expand (0 when absent)
         total += oh * ow * mid * self.kernel * self.kernel  # depthwise
