@@ -1,0 +1,156 @@
+"""Time stage 2 of one fixed candidate, split into backbone features, DARTS and fine-tune, at
+each budget and on each accelerator asked for, and print the ratios measured in this run.
+
+    python scripts/bench_stage2.py --lut cpu.json --supernets supernets \\
+        --budgets small paper --accelerators cpu cuda --repeats 3 --out bench.json
+
+The candidate is drawn with ``--seed`` from the supernets' space, with ``--cells`` × ``--nodes``
+fusion cells (default 2 × 2), and fused with job seed 0 every time, so every run computes the same
+network. Each repeat starts from an empty backbone cache (the features step is timed too), and
+the repeats of every (budget, accelerator) pair are interleaved, so drift of a shared machine
+hits all pairs alike. Reported: the median and the spread (min–max) of each step over the
+repeats, the derived operators and the validation metric (the same in every repeat on the CPU:
+a change there is a change of result, not of speed), peak GPU memory on CUDA, and the ratios of
+medians: paper / small per accelerator, cpu / cuda per budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hnas_edge.io import atomic_write_json, provenance
+from hnas_edge.search.cache import BackboneCache
+from hnas_edge.search.config import SearchConfig, get_budget
+from hnas_edge.search.context import SearchContext, SearchInputs
+from hnas_edge.search.darts import DartsConfig
+from hnas_edge.search.evaluate import FusionJob, fuse_candidate
+from hnas_edge.search.evolution import Individual, random_individual
+from hnas_edge.search.records import individual_id
+
+STEPS = ("features", "darts", "finetune")
+
+
+def candidate(context: SearchContext, seed: int, cells: int, nodes: int) -> Individual:
+    drawn = random_individual(context.preset, random.Random(seed))
+    return replace(drawn, cells=cells, nodes=nodes)
+
+
+def contexts(args: argparse.Namespace) -> dict[tuple[str, str], SearchContext]:
+    """One context per (budget, accelerator): the same files, another stage-2 budget or device."""
+    built = {}
+    for budget_name in args.budgets:
+        budget = get_budget(budget_name)
+        config = SearchConfig(
+            darts=budget.apply(DartsConfig(seed=0)), finetune_epochs=budget.finetune_epochs
+        )
+        for accelerator in args.accelerators:
+            inputs = SearchInputs(
+                args.supernets, args.dataset, None, args.lut, config, Path("."), accelerator
+            )
+            built[budget_name, accelerator] = SearchContext(inputs)
+    return built
+
+
+def run_once(context: SearchContext, individual: Individual) -> dict[str, Any]:
+    job = FusionJob(individual, individual_id(individual), seed=0, generation=0)
+    result = fuse_candidate(context, BackboneCache(), job).result
+    record = result.to_dict()
+    cells = record["architecture"]["fusion"]["genotype"]["cells"]
+    return {
+        "seconds": result.seconds,
+        **{step: result.seconds_by_step.get(step, 0.0) for step in STEPS},
+        "val_metric": result.val_metric,
+        "operators": [node["op"] for cell in cells for node in cell["nodes"]],
+        "peak_memory_mb": record["gpu"]["peak_memory_mb"] if record.get("gpu") else None,
+    }
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key in ("seconds", *STEPS):
+        values = [r[key] for r in runs]
+        row[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    row["val_metric"] = sorted({r["val_metric"] for r in runs})
+    row["operators"] = sorted({" ".join(r["operators"]) for r in runs})
+    peaks = [r["peak_memory_mb"] for r in runs if r["peak_memory_mb"] is not None]
+    row["peak_memory_mb"] = max(peaks) if peaks else None
+    return row
+
+
+def ratios(rows: dict[tuple[str, str], dict[str, Any]], args: argparse.Namespace) -> list[str]:
+    def median(budget: str, accelerator: str) -> float:
+        return rows[budget, accelerator]["seconds"]["median"]
+
+    lines = []
+    if "small" in args.budgets and "paper" in args.budgets:
+        for accelerator in args.accelerators:
+            ratio = median("paper", accelerator) / median("small", accelerator)
+            lines.append(f"paper / small on {accelerator}: {ratio:.2f}×")
+    if "cpu" in args.accelerators and len(args.accelerators) > 1:
+        for budget in args.budgets:
+            for other in args.accelerators:
+                if other != "cpu":
+                    ratio = median(budget, "cpu") / median(budget, other)
+                    lines.append(f"cpu / {other} at the {budget} budget: {ratio:.2f}×")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lut", type=Path, required=True)
+    parser.add_argument("--supernets", type=Path, required=True)
+    parser.add_argument("--dataset", default="avdigits")
+    parser.add_argument("--budgets", nargs="+", default=["small", "paper"])
+    parser.add_argument("--accelerators", nargs="+", default=["cpu"])
+    parser.add_argument("--cells", type=int, default=2)
+    parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the candidate's draw.")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch's CPU threads.")
+    parser.add_argument("--out", type=Path, default=None, help="JSON of every run.")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)  # a process entry point
+    built = contexts(args)
+    individual = candidate(next(iter(built.values())), args.seed, args.cells, args.nodes)
+    print(f"candidate {individual_id(individual)}: {args.cells}×{args.nodes}, backbones "
+          f"{individual.backbones}", flush=True)  # fmt: skip
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in built}
+    for repeat in range(args.repeats):
+        for key, context in built.items():
+            runs[key].append(run_once(context, individual))
+            run = runs[key][-1]
+            print(f"repeat {repeat + 1} {key[0]:>5} {key[1]:>4}: {run['seconds']:7.1f} s "
+                  + " ".join(f"{s} {run[s]:.1f}" for s in STEPS)
+                  + f"  val {run['val_metric']:.4f}  {' '.join(run['operators'])}",
+                  flush=True)  # fmt: skip
+    rows = {key: summarise(value) for key, value in runs.items()}
+    print("\nbudget  device  total s (median, min–max)   features   darts   finetune   peak MB")
+    for (budget, accelerator), row in rows.items():
+        total = row["seconds"]
+        print(f"{budget:>6}  {accelerator:>6}  {total['median']:8.1f} ({total['min']:.1f}–"
+              f"{total['max']:.1f})       " + "   ".join(f"{row[s]['median']:7.1f}" for s in STEPS)
+              + f"   {row['peak_memory_mb'] or '-'}")  # fmt: skip
+    for line in ratios(rows, args):
+        print(line)
+    if args.out is not None:
+        atomic_write_json(
+            args.out,
+            {
+                "rows": [{"budget": b, "accelerator": a, **row} for (b, a), row in rows.items()],
+                "runs": [{"budget": b, "accelerator": a, "runs": r} for (b, a), r in runs.items()],
+                "ratios": ratios(rows, args),
+                "provenance": provenance({k: str(v) for k, v in vars(args).items()}),
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()
