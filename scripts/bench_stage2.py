@@ -48,7 +48,9 @@ def contexts(args: argparse.Namespace) -> dict[tuple[str, str], SearchContext]:
     for budget_name in args.budgets:
         budget = get_budget(budget_name)
         config = SearchConfig(
-            darts=budget.apply(DartsConfig(seed=0)), finetune_epochs=budget.finetune_epochs
+            darts=budget.apply(DartsConfig(seed=0)),
+            finetune_epochs=budget.finetune_epochs,
+            limit=args.limit,
         )
         for accelerator in args.accelerators:
             inputs = SearchInputs(
@@ -102,7 +104,7 @@ def ratios(rows: dict[tuple[str, str], dict[str, Any]], args: argparse.Namespace
     return lines
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lut", type=Path, required=True)
     parser.add_argument("--supernets", type=Path, required=True)
@@ -114,8 +116,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="Seed of the candidate's draw.")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch's CPU threads.")
+    parser.add_argument("--limit", type=int, default=None, help="Samples per split (a smoke run).")
     parser.add_argument("--out", type=Path, default=None, help="JSON of every run.")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)  # a process entry point
     built = contexts(args)

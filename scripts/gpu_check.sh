@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The checks that need an NVIDIA GPU, in one run: the GPU-marked tests, training and a tiny search
 # on CUDA (--accelerator cuda) whose front model is exported and deployed with parity (peak GPU
-# memory per stage-2 candidate printed), a full `gpu` profile of a space (torch on CUDA with CUDA
+# memory per stage-2 candidate printed), stage 2 of one candidate timed on CPU and CUDA at both
+# budgets (scripts/bench_stage2.py), a full `gpu` profile of a space (torch on CUDA with CUDA
 # graphs, NVML energy) and its end-to-end validation.
 # Usage: scripts/gpu_check.sh OUT_DIR [SPACE] [VALIDATE_SAMPLES]
 set -uo pipefail
@@ -50,6 +51,16 @@ hnas export "$out/cuda-search/$model" --format onnx -o "$out/cuda-model.onnx" 2>
 hnas deploy "$out/cuda-model.onnx" --device cpu --split test 2>&1 | tail -n 6 \
     | tee -a "$out/cuda-search.log"
 echo "cuda train+search+export+deploy: ${SECONDS}s" | tee -a "$out/cuda-search.log"
+
+echo "== stage 2 of one candidate: CPU vs CUDA at the small budget, CUDA at the paper's"
+SECONDS=0
+{
+    python3 scripts/bench_stage2.py --lut "$out/cuda-cpu-lut.json" --supernets "$out/cuda-sn" \
+        --budgets small --accelerators cpu cuda --repeats 2 --out "$out/bench-small.json"
+    python3 scripts/bench_stage2.py --lut "$out/cuda-cpu-lut.json" --supernets "$out/cuda-sn" \
+        --budgets paper --accelerators cuda --repeats 2 --out "$out/bench-paper.json"
+} 2>&1 | tee "$out/bench-stage2.log"
+echo "bench: ${SECONDS}s" | tee -a "$out/bench-stage2.log"
 
 echo "== profile --device gpu --space $space"
 SECONDS=0
