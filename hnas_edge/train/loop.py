@@ -196,6 +196,8 @@ def train(
                 f"{out} was trained with other settings; "
                 "resume with the same options or a new --out"
             )
+        if record and all(m in record["modalities"] for m in preset.modalities):
+            return record  # finished: resumed again, it writes nothing (its hash is an input)
         record = record or {
             "dataset": dataset,
             "preset": preset.name,

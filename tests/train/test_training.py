@@ -107,7 +107,11 @@ def kill_after_first_epoch(modality, epoch, total, figures):
         raise Killed
 
 
-def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
+def test_an_interrupted_run_resumes_to_the_same_weights_and_a_finished_one_is_left_alone(
+    tmp_path,
+):
+    """A finished run resumed again (a search resumed without --supernets does that) trains and
+    writes nothing: its train.json keeps its bytes, so the search still knows its inputs."""
     whole, split = tmp_path / "whole", tmp_path / "split"
     train("avdigits", whole, TINY)
     with pytest.raises(Killed):
@@ -118,6 +122,9 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
         a, b = weights(whole, modality), weights(split, modality)
         for name in a:
             assert torch.allclose(a[name].float(), b[name].float(), atol=1e-5), name
+    written = (split / "train.json").read_bytes()
+    assert train("avdigits", split, TINY, resume=True) == json.loads(written)
+    assert (split / "train.json").read_bytes() == written
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path):
