@@ -21,6 +21,18 @@ class KindSummary:
 
 
 @dataclass(frozen=True)
+class DriftSummary:
+    """The drift reference timed while the LUT was made: its baseline and how far its timings
+    strayed from it (entries were corrected by those factors; docs/luts.md)."""
+
+    reference: str
+    baseline_ms: float
+    timings: int
+    slowest: float  # the largest timing / baseline
+    fastest: float  # the smallest timing / baseline
+
+
+@dataclass(frozen=True)
 class LutSummary:
     device: dict[str, Any]
     settings: dict[str, Any]
@@ -37,6 +49,7 @@ class LutSummary:
     nodes: dict[str, int] = field(default_factory=dict)  # entries per host of a fleet
     transfer: dict[str, Any] | None = None  # `hnas lut transfer`'s record: source, model, fidelity
     batch: int = 1  # samples per call; every figure is per batch
+    drift: DriftSummary | None = None
 
 
 def _kind(key: str) -> str:
@@ -76,6 +89,17 @@ def _distinct(values: Any) -> str:
 def _per_node(lut: Lut) -> dict[str, int]:
     nodes = ((e.get("origin") or {}).get("node") for e in lut.entries.values())
     return dict(Counter(node["hostname"] for node in nodes if node))
+
+
+def _drift(record: Any) -> DriftSummary | None:
+    """The summary of a LUT's ``drift`` record; None without one (or without timings)."""
+    if not isinstance(record, dict) or not record.get("baseline_ms") or not record.get("times"):
+        return None
+    baseline = float(record["baseline_ms"])
+    factors = [t["latency_ms"] / baseline for t in record["times"]]
+    return DriftSummary(
+        str(record.get("reference")), baseline, len(factors), max(factors), min(factors)
+    )
 
 
 def summarize(lut: Lut) -> LutSummary:
@@ -119,4 +143,5 @@ def summarize(lut: Lut) -> LutSummary:
         nodes=_per_node(lut),
         transfer=lut.extra.get("transfer"),
         batch=lut.batch,
+        drift=_drift(lut.extra.get("drift")),
     )

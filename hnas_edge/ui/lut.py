@@ -62,6 +62,14 @@ def print_lut_summary(console: Console, summary: LutSummary, path: Path) -> None
             cv,
         )
     console.print(table)
+    if summary.drift:
+        drift = summary.drift
+        console.print(
+            f"drift reference {drift.reference}: baseline {drift.baseline_ms:.4f} ms, timed "
+            f"{drift.timings}× while measuring at ×{drift.fastest:.3f}–×{drift.slowest:.3f} of it "
+            "(entries corrected to the baseline speed)",
+            highlight=False,
+        )
     if summary.transfer:
         transfer = summary.transfer
         latency = transfer.get("latency") or {}

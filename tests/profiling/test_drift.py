@@ -26,6 +26,7 @@ from hnas_edge.profiling.drift import (
 from hnas_edge.profiling.lut import Lut
 from hnas_edge.profiling.pinning import pinned
 from hnas_edge.profiling.profiler import ProfileRequest, profile
+from hnas_edge.profiling.summary import summarize
 
 
 class Clock:
@@ -120,6 +121,10 @@ def test_a_machine_slowing_down_while_it_profiles_is_corrected_by_the_drift_refe
     assert max(power) / min(power) == pytest.approx(1.0, abs=1e-9)
     written = Lut.load(tmp_path / "l.json")
     assert all(written.latency_ms(k) == lut.latency_ms(k) for k in lut.entries)
+    # `hnas lut show` says how far the machine strayed from the baseline while it measured
+    shown = summarize(written).drift
+    assert shown.timings == 4 and shown.baseline_ms == lut.extra["drift"]["baseline_ms"]
+    assert shown.fastest < 1 < shown.slowest and shown.slowest / shown.fastest > 1.2
 
 
 def test_without_the_reference_the_entries_stay_as_measured(slowing, tmp_path):
