@@ -85,8 +85,11 @@ def _calibrated(path: Path) -> bool:
 
 
 def _trained(folder: Path) -> bool:
+    from hnas_edge.space.presets import get_preset
+    from hnas_edge.train.loop import trained_all
+
     path = folder / "train.json"
-    return path.exists() and len(read_json(path).get("modalities", {})) == 2
+    return path.exists() and trained_all(read_json(path), get_preset(SPACE))
 
 
 def quickstart(
@@ -101,13 +104,13 @@ def quickstart(
     from hnas_edge.profiling.device import DeviceProfile
     from hnas_edge.search.results import read_front
 
-    device = resolve(accelerator)  # `cuda` without a GPU: one line, before any work
+    computes_on = resolve(accelerator)  # `cuda` without a GPU: one line, before any work
     budget = budget or Budget()
     claim_output(out, kind="folder", resume=True)  # a re-run goes on where the last one was
     out.mkdir(parents=True, exist_ok=True)
-    stages = Stages(out, console, describe(device, deterministic)["device"])
+    stages = Stages(out, console, describe(computes_on, deterministic)["device"])
     compute = (accelerator, deterministic)
-    device = DeviceProfile.load(DEVICE)
+    device = DeviceProfile.load(DEVICE)  # what is measured: the cpu profile, whatever computes
     lut, supernets, result = out / "cpu.json", out / "supernets", out / "search"
     with torch_threads(TORCH_THREADS):
         stages.run("profile", _lut_complete(lut), lambda: _profile(device, lut, console))

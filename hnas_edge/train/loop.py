@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,11 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(check_threads(threads))
 
 
+def trained_all(record: Mapping[str, Any], preset: SpacePreset) -> bool:
+    """Whether a training record (train.json) holds every modality of ``preset``."""
+    return all(m in record.get("modalities", {}) for m in preset.modalities)
+
+
 def train(
     dataset: str,
     out: Path,
@@ -196,7 +201,7 @@ def train(
                 f"{out} was trained with other settings; "
                 "resume with the same options or a new --out"
             )
-        if record and all(m in record["modalities"] for m in preset.modalities):
+        if record and trained_all(record, preset):
             return record  # finished: resumed again, it writes nothing (its hash is an input)
         record = record or {
             "dataset": dataset,

@@ -12,12 +12,7 @@ from rich.console import Console
 from hnas_edge.profiling.device import DeviceProfile
 from hnas_edge.profiling.fleet import FleetSettings, profile_fleet
 from hnas_edge.profiling.lut import Lut
-from hnas_edge.profiling.lut_transfer import (
-    TransferReport,
-    TransferRequest,
-    check_request,
-    transfer,
-)
+from hnas_edge.profiling.lut_transfer import TransferReport, TransferRequest, transfer
 from hnas_edge.profiling.profiler import OnProgress, ProfileRequest, profile
 from hnas_edge.profiling.state import load_warnings
 from hnas_edge.profiling.validate import ValidationReport, validate
@@ -64,7 +59,8 @@ def validate_with_progress(
 
 
 def transfer_with_progress(request: TransferRequest, console: Console) -> TransferReport:
-    """:func:`~hnas_edge.profiling.lut_transfer.transfer` with a bar of the networks measured."""
-    check_request(request)  # refusals print their line without a progress bar above it
-    with progress_line(console, f"measuring {request.space} networks", request.samples) as line:
+    """:func:`~hnas_edge.profiling.lut_transfer.transfer` with a bar of the networks measured
+    (deferred: a refused request prints its one line with no bar above it)."""
+    what = f"measuring {request.space} networks"
+    with progress_line(console, what, request.samples, deferred=True) as line:
         return transfer(request, lambda done, _: line(done))
