@@ -36,17 +36,16 @@ from torch import nn
 
 from hnas_edge.errors import ConfigError
 from hnas_edge.profiling.lut import Lut
-from hnas_edge.space.fusion import (
-    SEARCHED_OPS,
-    FeatureAdapter,
-    Genotype,
+from hnas_edge.space.fusion import SEARCHED_OPS, FeatureAdapter, Genotype, check_operators
+from hnas_edge.space.mmnn import MultimodalNet, candidates
+from hnas_edge.space.presets import SpacePreset
+from hnas_edge.space.relaxed import (
     RelaxedFusionNetwork,
-    check_operators,
+    adapt_tokens,
+    adapter_input,
     expected_cost,
     operator_costs,
 )
-from hnas_edge.space.mmnn import MultimodalNet, candidates
-from hnas_edge.space.presets import SpacePreset
 from hnas_edge.space.specs import FUSION_OPS, FusionOpSpec
 from hnas_edge.torch_state import seeded
 from hnas_edge.train.sandwich import task_loss
@@ -168,9 +167,20 @@ class FusionSupernet(nn.Module):
                 net.fusion.ops[p][d].load_state_dict(chosen.state_dict())
         net.head.linear.load_state_dict(self.head.state_dict())
 
+    def prepare(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        """What the adapters read of frozen candidate features (a whole split), computed once:
+        pooling has no weights, so DARTS need not pool every batch again."""
+        return [adapter_input(a, x) for a, x in zip(self.adapters, features, strict=True)]
+
+    def forward_prepared(self, prepared: list[torch.Tensor]) -> torch.Tensor:
+        """Logits from a batch of :meth:`prepare`'s output; the fusion runs on tokens (B, L, C)
+        and the head reads them in the discrete network's (B, C, L) order."""
+        adapted = [adapt_tokens(a, x) for a, x in zip(self.adapters, prepared, strict=True)]
+        fused = self.relaxed.forward_tokens(adapted)
+        return self.head(fused.transpose(1, 2).flatten(1))
+
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        adapted = [adapter(x) for adapter, x in zip(self.adapters, features, strict=True)]
-        return self.head(torch.flatten(self.relaxed(adapted), 1))
+        return self.forward_prepared(self.prepare(features))
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return [
@@ -262,6 +272,7 @@ def search_fusion(
     w_opt = torch.optim.Adam(weights, lr=config.lr_weights, weight_decay=1e-4)
     a_opt = torch.optim.Adam(arch, lr=config.lr_arch, betas=(0.5, 0.999))
     (train_x, train_y), (val_x, val_y) = train, val
+    train_x, val_x = supernet.prepare(train_x), supernet.prepare(val_x)
     schedule = cosine_schedule(w_opt, config, -(-len(train_y) // config.batch_size))
     with seeded(config.seed):  # any draw of the steps; the caller's stream is left as it was
         history = []
@@ -270,7 +281,8 @@ def search_fusion(
             val_iter = _batches(len(val_y), config.batch_size, generator, val_y.device)
             for index in _batches(len(train_y), config.batch_size, generator, train_y.device):
                 w_opt.zero_grad(set_to_none=True)
-                loss = task_loss(supernet([x[index] for x in train_x]), train_y[index], task)
+                logits = supernet.forward_prepared([x[index] for x in train_x])
+                loss = task_loss(logits, train_y[index], task)
                 loss.backward(inputs=weights)
                 w_opt.step()
                 if schedule is not None:
@@ -280,7 +292,7 @@ def search_fusion(
                     val_iter = _batches(len(val_y), config.batch_size, generator, val_y.device)
                     v_index = next(val_iter)
                 a_opt.zero_grad(set_to_none=True)
-                logits = supernet([x[v_index] for x in val_x])
+                logits = supernet.forward_prepared([x[v_index] for x in val_x])
                 architecture_loss(
                     logits, val_y[v_index], task, supernet.relaxed, costs, config
                 ).backward(inputs=arch)

@@ -1,4 +1,4 @@
-"""Fusion: Table 2's operators, the feature adapter, the relaxed and the discrete fusion network.
+"""Fusion: Table 2's operators, the feature adapter and the discrete fusion network.
 
 Every fused feature has the shape (B, C, L): C channels at L positions. A fusion network has
 ``cells`` cells; cell ``p`` picks two inputs among the candidates F1 = [backbone features...,
@@ -6,10 +6,8 @@ outputs of cells 1..p-1] (eq. 6). A cell has ``nodes`` nodes; node ``d`` picks t
 F2 = [X, Y, outputs of nodes 1..d-1] and applies one operator; the cell's output is its last
 node's output, and the network's output is its last cell's output.
 
-The relaxed network (DARTS) mixes the choices: every candidate input k of a cell's input slot is
-weighted by the softmax of α (eq. 7), every node input by the softmax of β, and every operator of
-a node by the softmax of γ (eq. 9). :meth:`RelaxedFusionNetwork.derive` keeps the argmax of each
-(eq. 8, 10): a :class:`Genotype`, from which :class:`FusionNetwork` builds the discrete network.
+The relaxed network that stage 2 searches (:mod:`~hnas_edge.space.relaxed`) mixes these choices
+and derives a :class:`Genotype`, from which :class:`FusionNetwork` builds the discrete network.
 """
 
 from __future__ import annotations
@@ -449,137 +447,3 @@ class FusionNetwork(nn.Module):
             for d, node in enumerate(cell.nodes)
             if not live_only or (p, d) in self.live_nodes
         ]
-
-
-# --- relaxed network (DARTS) ---------------------------------------------------------------------
-
-
-class _MixedOp(nn.Module):
-    """Every searched operator at once, mixed by softmax(γ) (eq. 9)."""
-
-    def __init__(self, C: int, L: int, operators: Sequence[str]) -> None:
-        super().__init__()
-        self.ops = nn.ModuleList(build_operator(op, C, L) for op in operators)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return sum(w * op(x, y) for w, op in zip(weights, self.ops, strict=True))  # type: ignore[return-value]
-
-
-def _mix(states: Sequence[torch.Tensor], logits: torch.Tensor) -> torch.Tensor:
-    """Σ_k softmax(logits)_k · states_k (eq. 7)."""
-    weights = torch.softmax(logits, dim=0)
-    return sum(w * s for w, s in zip(weights, states, strict=True))  # type: ignore[return-value]
-
-
-class RelaxedFusionNetwork(nn.Module):
-    """The fusion hypernetwork: α (cell inputs), β (node inputs), γ (operators), all relaxed.
-
-    α[p] has shape (2, n_inputs + p): one softmax over F1 per input slot of cell p; β[p][d] has
-    shape (2, 2 + d): one softmax over F2 per input slot of node d; γ[p] has shape
-    (nodes, |operators|). The identity/zero pair of eq. (7) is folded into one softmax per slot,
-    whose argmax is the same choice eq. (8) makes. ``operators`` is the set searched
-    (:data:`SEARCHED_OPS` by default).
-    """
-
-    def __init__(
-        self,
-        n_inputs: int,
-        cells: int,
-        nodes: int,
-        C: int,
-        L: int,
-        operators: Sequence[str] = SEARCHED_OPS,
-    ) -> None:
-        super().__init__()
-        self.n_inputs, self.n_cells, self.n_nodes, self.C, self.L = n_inputs, cells, nodes, C, L
-        self.operators = check_operators(operators)
-        self.alpha = nn.ParameterList(
-            nn.Parameter(1e-3 * torch.randn(2, n_inputs + p)) for p in range(cells)
-        )
-        self.beta = nn.ParameterList(
-            nn.Parameter(1e-3 * torch.randn(2, 2 + d)) for _ in range(cells) for d in range(nodes)
-        )
-        self.gamma = nn.ParameterList(
-            nn.Parameter(1e-3 * torch.randn(nodes, len(self.operators))) for _ in range(cells)
-        )
-        self.mixed = nn.ModuleList(_MixedOp(C, L, self.operators) for _ in range(cells * nodes))
-
-    def arch_parameters(self) -> list[nn.Parameter]:
-        return [*self.alpha, *self.beta, *self.gamma]
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        return list(self.mixed.parameters())
-
-    def op_weights(self) -> torch.Tensor:
-        """softmax(γ) per node, shape (cells, nodes, |operators|)."""
-        return torch.stack([torch.softmax(g, dim=-1) for g in self.gamma])
-
-    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
-        states = list(features)
-        for p in range(self.n_cells):
-            nodes = [_mix(states, self.alpha[p][slot]) for slot in range(2)]
-            for d in range(self.n_nodes):
-                beta = self.beta[p * self.n_nodes + d]
-                x, y = (_mix(nodes, beta[slot]) for slot in range(2))
-                gamma = torch.softmax(self.gamma[p][d], dim=-1)
-                nodes.append(self.mixed[p * self.n_nodes + d](x, y, gamma))
-            states.append(nodes[-1])
-        return states[-1]
-
-    @torch.no_grad()
-    def derive(self, sources: Sequence[str] | None = None) -> Genotype:
-        """The discrete genotype: the most probable two distinct inputs per slot pair and the most
-        probable operator per node (eq. 8 and 10).
-
-        ``sources`` names the modality of each candidate input. Given, the network derived reads
-        every modality: where the most probable choices read fewer (two features of one backbone,
-        say), the output cell takes its most probable input pair with which they are all read.
-        The relaxed network read every feature; its argmax may not, and a "multimodal" network
-        that reads one modality scores at best what that backbone scores alone (measured: 19.8
-        points below the other backbone). Every node of a cell depends on both cell inputs, so
-        with two modalities such a pair always exists; with more, the argmax is kept if none does.
-        """
-        cells = []
-        for p in range(self.n_cells):
-            node_genes = []
-            for d in range(self.n_nodes):
-                op = self.operators[int(self.gamma[p][d].argmax())]
-                node_genes.append(NodeGene(_pairs(self.beta[p * self.n_nodes + d])[0], op))
-            cells.append(CellGene(_pairs(self.alpha[p])[0], tuple(node_genes)))
-        genotype = Genotype(self.n_inputs, tuple(cells))
-        if sources is None or _reads_all(genotype, sources):
-            return genotype
-        output = cells[-1]
-        for pair in _pairs(self.alpha[-1]):
-            covering = Genotype(self.n_inputs, (*cells[:-1], CellGene(pair, output.nodes)))
-            if _reads_all(covering, sources):
-                return covering
-        return genotype
-
-
-def _pairs(logits: torch.Tensor) -> list[tuple[int, int]]:
-    """Pairs of distinct inputs, most probable first by the product of the two slots'
-    probabilities (eq. 8 takes the first)."""
-    probs = torch.softmax(logits, dim=-1)
-    joint = (probs[0].unsqueeze(1) * probs[1].unsqueeze(0)).flatten()
-    n = probs.shape[1]
-    order = torch.argsort(joint, descending=True, stable=True).tolist()
-    return [(k // n, k % n) for k in order if k // n != k % n]
-
-
-def _reads_all(genotype: Genotype, sources: Sequence[str]) -> bool:
-    return {sources[i] for i in genotype.used_inputs()} == set(sources)
-
-
-def operator_costs(network: RelaxedFusionNetwork, cost_of_op: Mapping[str, float]) -> torch.Tensor:
-    """The cost of each operator ``network`` searches, in its γ order."""
-    missing = [op for op in network.operators if op not in cost_of_op]
-    if missing:
-        raise ConfigError(f"no cost for fusion operator(s) {missing}; the LUT must hold them")
-    costs = [float(cost_of_op[op]) for op in network.operators]
-    return torch.tensor(costs, device=network.gamma[0].device)
-
-
-def expected_cost(network: RelaxedFusionNetwork, cost_of_op: Mapping[str, float]) -> torch.Tensor:
-    """Σ_p Σ_d Σ_f softmax(γ_p[d])_f · cost(f) (eq. 11); differentiable with respect to γ."""
-    return (network.op_weights() * operator_costs(network, cost_of_op)).sum()

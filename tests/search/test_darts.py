@@ -17,7 +17,8 @@ from hnas_edge.search.darts import (
     normalised_costs,
     search_fusion,
 )
-from hnas_edge.space.fusion import SEARCHED_OPS, RelaxedFusionNetwork
+from hnas_edge.space.fusion import SEARCHED_OPS
+from hnas_edge.space.relaxed import RelaxedFusionNetwork
 from hnas_edge.space.specs import FUSION_OPS, FusionOpSpec
 
 #: Operator latencies as a 2-core CPU measured them (ms, C=192, L=16): Sum nearly free,

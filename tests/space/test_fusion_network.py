@@ -17,11 +17,10 @@ from hnas_edge.space.fusion import (
     FusionNetwork,
     Genotype,
     NodeGene,
-    RelaxedFusionNetwork,
     build_operator,
-    expected_cost,
     random_genotype,
 )
+from hnas_edge.space.relaxed import RelaxedFusionNetwork, expected_cost
 from hnas_edge.space.specs import FUSION_OPS, FusionOpSpec
 
 C, L = 3, 4
