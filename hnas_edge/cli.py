@@ -327,6 +327,9 @@ def search(
         finetune_epochs=plan.finetune_epochs if finetune_epochs is None else finetune_epochs,
         accounting=accounting,
     )
+    overrun = plan.overrun_warning(config.darts)
+    if overrun:
+        err_console.print(f"[yellow]warning:[/] {overrun}", highlight=False)
     if executor not in ("local", "ray"):
         raise HnasError(f"--executor {executor}: use local or ray")
     if ray_address and executor != "ray":

@@ -46,6 +46,9 @@ def run_mode(args: argparse.Namespace, mode: str, console: Console) -> dict[str,
     )
     inputs = SearchInputs(args.supernets, args.dataset, None, args.lut, config, out)
     console.print(f"[bold]{mode}[/]")
+    overrun = budget.overrun_warning(config.darts)
+    if overrun:
+        console.print(f"[yellow]warning:[/] {overrun}", highlight=False)
     return search_with_progress(inputs, console, resume=(out / "state.json").exists())
 
 
