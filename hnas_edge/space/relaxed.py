@@ -46,16 +46,18 @@ from hnas_edge.space.fusion import (
     check_operators,
     refuse_other_shape,
 )
+from hnas_edge.space.specs import FUSION_OPS
 
+Tensor = torch.Tensor
 #: (weight (C_out, C_in), bias (C_out,) or None): one linear map of tokens.
-Linear = tuple[torch.Tensor, torch.Tensor | None]
+LinearMap = tuple[Tensor, Tensor | None]
 
 
 def _matrix(conv: nn.Conv1d) -> torch.Tensor:
     return conv.weight.squeeze(-1)
 
 
-def linear_terms(op: nn.Module) -> tuple[Linear, Linear] | None:
+def linear_terms(op: nn.Module) -> tuple[LinearMap, LinearMap] | None:
     """The linear maps ``op`` applies to X and to Y before its non-linearity; None for an operator
     that maps neither.
 
@@ -88,7 +90,6 @@ def _excite(op: nn.Module, source: torch.Tensor, target: torch.Tensor) -> torch.
     return torch.sigmoid(op.fc(source.mean(dim=1))).unsqueeze(1) * target
 
 
-Tensor = torch.Tensor
 #: Each operator on tokens: (its module, X, Y, X's and Y's linear maps or None) → output.
 TOKEN_FORMS: dict[str, Callable[[nn.Module, Tensor, Tensor, Tensor, Tensor], Tensor]] = {
     "Sum": lambda op, x, y, px, py: x + y,
@@ -99,9 +100,10 @@ TOKEN_FORMS: dict[str, Callable[[nn.Module, Tensor, Tensor, Tensor, Tensor], Ten
     "SE2": lambda op, x, y, px, py: _excite(op, y, x),
     "CatConvMish": lambda op, x, y, px, py: F.mish(px + py),
 }
+assert tuple(TOKEN_FORMS) == FUSION_OPS
 
 
-def _stacked(maps: Sequence[Linear]) -> Linear:
+def _stacked(maps: Sequence[LinearMap]) -> LinearMap:
     weight = torch.cat([w for w, _ in maps])
     biases = [b if b is not None else w.new_zeros(w.shape[0]) for w, b in maps]
     return weight, torch.cat(biases)
