@@ -309,6 +309,7 @@ def search(
         print_search,
         search_with_progress,
     )
+    from hnas_edge.ui.text import warn
 
     set_threads(threads)
     plan = get_budget(budget)
@@ -329,7 +330,7 @@ def search(
     )
     overrun = plan.overrun_warning(config.darts)
     if overrun:
-        err_console.print(f"[yellow]warning:[/] {overrun}", highlight=False)
+        warn(err_console, overrun)
     if executor not in ("local", "ray"):
         raise HnasError(f"--executor {executor}: use local or ray")
     if ray_address and executor != "ray":

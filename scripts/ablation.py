@@ -30,6 +30,7 @@ from hnas_edge.search.darts import DEFAULT_HW_WEIGHT, DartsConfig
 from hnas_edge.search.evolution import EvolutionConfig
 from hnas_edge.search.plots import error_label, figure, save_png
 from hnas_edge.ui.search import search_with_progress
+from hnas_edge.ui.text import warn
 
 
 def run_mode(args: argparse.Namespace, mode: str, console: Console) -> dict[str, Any]:
@@ -48,7 +49,7 @@ def run_mode(args: argparse.Namespace, mode: str, console: Console) -> dict[str,
     console.print(f"[bold]{mode}[/]")
     overrun = budget.overrun_warning(config.darts)
     if overrun:
-        console.print(f"[yellow]warning:[/] {overrun}", highlight=False)
+        warn(console, overrun)
     return search_with_progress(inputs, console, resume=(out / "state.json").exists())
 
 

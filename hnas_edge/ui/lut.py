@@ -13,6 +13,7 @@ from rich.table import Table
 from hnas_edge.profiling.lut import Calibration, Lut
 from hnas_edge.profiling.state import load_warnings
 from hnas_edge.profiling.summary import LutSummary
+from hnas_edge.ui.text import warn
 
 if TYPE_CHECKING:
     from hnas_edge.profiling.architecture import PricedArchitecture
@@ -83,7 +84,7 @@ def print_lut_summary(console: Console, summary: LutSummary, path: Path) -> None
             highlight=False,
         )
         for warning in transfer.get("warnings") or []:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            warn(console, warning)
     if summary.calibration:
         for metric, cal in summary.calibration.items():
             console.print(
@@ -303,7 +304,7 @@ def print_transfer(console: Console, report: TransferReport, path: Path) -> None
     if report.energy is None:
         console.print("energy: estimated from latency here (nominal power × time)")
     for warning in report.warnings():
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        warn(console, warning)
     console.print(f"wrote {path}")
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hnas_edge.data.metrics import LABELS
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def metric_label(metric: str) -> str:
@@ -13,3 +18,8 @@ def metric_label(metric: str) -> str:
 def relative(error: float | None) -> str:
     """A relative error with its sign ("+3.1%"), or "-" where there is none."""
     return "-" if error is None else f"{error:+.1%}"
+
+
+def warn(console: Console, text: str) -> None:
+    """One warning line: ``warning:`` (yellow) and the text as it is."""
+    console.print(f"[yellow]warning:[/] {text}", highlight=False)
