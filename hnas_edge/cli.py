@@ -161,6 +161,15 @@ def deterministic_option() -> Any:
     )
 
 
+def amp_option() -> Any:
+    return typer.Option(
+        "auto",
+        "--amp",
+        help="Precision of forward passes: auto (bf16 on a GPU that has it, fp32 elsewhere), "
+        "off (fp32) or bf16 (also on a CPU; pays only with AMX).",
+    )
+
+
 @app.command("train")
 def train(
     dataset: str = typer.Option(
@@ -181,16 +190,17 @@ def train(
     ),
     accelerator: str = accelerator_option("training"),
     deterministic: bool = deterministic_option(),
+    amp: str = amp_option(),
     out: Path = typer.Option(..., "--out", help="Folder for the supernets and train.json."),
 ) -> None:
     """Train one once-for-all supernet per modality (sandwich rule, in-place distillation)."""
+    from hnas_edge.accelerator import Compute
     from hnas_edge.train.config import TrainConfig
     from hnas_edge.ui.train import print_training, train_with_progress
 
     config = TrainConfig(epochs=epochs, seed=seed, limit=limit)
-    record = train_with_progress(
-        dataset, out, config, console, data_dir, resume, threads, accelerator, deterministic
-    )
+    compute = Compute(accelerator, deterministic, amp)
+    record = train_with_progress(dataset, out, config, console, data_dir, resume, threads, compute)
     print_training(console, record, out)
 
 
@@ -288,13 +298,14 @@ def search(
     ),
     accelerator: str = accelerator_option("the search (and stage-2 workers)"),
     deterministic: bool = deterministic_option(),
+    amp: str = amp_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted search in --out."),
     out: Path = typer.Option(..., "--out", help="Folder for the front, models, plots."),
 ) -> None:
     """Two-tier search: evolution over backbones, DARTS over fusion, costs from the LUT."""
     from dataclasses import replace
 
-    from hnas_edge.accelerator import resolve
+    from hnas_edge.accelerator import Compute
     from hnas_edge.cluster import import_ray
     from hnas_edge.search.config import SearchConfig, get_budget
     from hnas_edge.search.context import SearchInputs
@@ -338,14 +349,13 @@ def search(
     ray = RayOptions(ray_address or "local", task_cpus, task_gpus) if executor == "ray" else None
     if ray is not None:
         import_ray()  # one line naming the extra, before any work
-    resolve(accelerator)  # `cuda` without a GPU: one line, before any work
+    compute = Compute(accelerator, deterministic, amp)
+    compute.setup()  # `cuda` without a GPU, an unknown --amp: one line, before any work
     claim_out(out, resume)  # before any work
     check_lut(lut, dataset, accounting)  # before training supernets for nothing
     check_data(dataset, data_dir)
-    folder = ensure_supernets_with_progress(
-        supernets, dataset, data_dir, out, console, accelerator, deterministic
-    )
-    inputs = SearchInputs(folder, dataset, data_dir, lut, config, out, accelerator, deterministic)
+    folder = ensure_supernets_with_progress(supernets, dataset, data_dir, out, console, compute)
+    inputs = SearchInputs(folder, dataset, data_dir, lut, config, out, compute)
     print_search(console, search_with_progress(inputs, console, workers, resume, ray), out)
 
 
@@ -424,12 +434,14 @@ def quickstart(
     out: Path = typer.Option(Path("hnas-quickstart"), "--out", help="Folder for every stage."),
     accelerator: str = accelerator_option("training and search"),
     deterministic: bool = deterministic_option(),
+    amp: str = amp_option(),
 ) -> None:
     """The whole pipeline on the bundled dataset and the cpu profile (15–20 min on 2 cores)."""
+    from hnas_edge.accelerator import Compute
     from hnas_edge.quickstart import quickstart as run
     from hnas_edge.ui.deploy import print_quickstart
 
-    record = run(out, console, accelerator=accelerator, deterministic=deterministic)
+    record = run(out, console, compute=Compute(accelerator, deterministic, amp))
     print_quickstart(console, record, out)
 
 

@@ -4,20 +4,21 @@ profile → validate (calibrate) → train → search → export the most accura
 models to ONNX → deploy-bench both and test them. Every stage leaves its output in ``OUT`` and is
 skipped when that output is complete, so a re-run (or a run after a kill) goes on where it was.
 ``OUT/quickstart.json`` records the wall time of each stage and the summary. Training and the
-search compute on ``accelerator`` (auto: CUDA when present); profiling, validation and deployment
-measure the cpu device profile whatever it is.
+search compute as ``compute`` says (auto: on CUDA when present, forward passes in bf16 there);
+profiling, validation and deployment measure the cpu device profile whatever it is.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from hnas_edge.accelerator import Compute
 from hnas_edge.io import atomic_write_json, provenance, read_json
 from hnas_edge.outputs import claim_output
 from hnas_edge.torch_state import torch_threads
@@ -45,7 +46,9 @@ class Budget:
 
 
 class Stages:
-    def __init__(self, out: Path, console: Console, accelerator: str = "cpu") -> None:
+    def __init__(
+        self, out: Path, console: Console, accelerator: Mapping[str, Any] | None = None
+    ) -> None:
         self.out, self.console, self.accelerator = out, console, accelerator
         self.record_path = out / "quickstart.json"
         self.record: dict[str, Any] = (
@@ -65,7 +68,7 @@ class Stages:
         self.save()
 
     def save(self) -> None:
-        settings = {"dataset": DATASET, "device": DEVICE, "accelerator": self.accelerator}
+        settings = {"dataset": DATASET, "device": DEVICE, "accelerator": self.accelerator or {}}
         self.record["provenance"] = provenance(settings)
         atomic_write_json(self.record_path, self.record)
 
@@ -96,20 +99,18 @@ def quickstart(
     out: Path,
     console: Console,
     budget: Budget | None = None,
-    accelerator: str = "cpu",
-    deterministic: bool = False,
+    compute: Compute = Compute(),
 ) -> dict[str, Any]:
-    """Every stage in ``out``; training and search on ``accelerator`` (auto, cpu or cuda)."""
-    from hnas_edge.accelerator import describe, resolve
+    """Every stage in ``out``; training and search as ``compute`` says (where, in which
+    precision)."""
     from hnas_edge.profiling.device import DeviceProfile
     from hnas_edge.search.results import read_front
 
-    computes_on = resolve(accelerator)  # `cuda` without a GPU: one line, before any work
+    computes_on, precision = compute.setup()  # `cuda` without a GPU: one line, before any work
     budget = budget or Budget()
     claim_output(out, kind="folder", resume=True)  # a re-run goes on where the last one was
     out.mkdir(parents=True, exist_ok=True)
-    stages = Stages(out, console, describe(computes_on, deterministic)["device"])
-    compute = (accelerator, deterministic)
+    stages = Stages(out, console, compute.describe(computes_on, precision))
     device = DeviceProfile.load(DEVICE)  # what is measured: the cpu profile, whatever computes
     lut, supernets, result = out / "cpu.json", out / "supernets", out / "search"
     with torch_threads(TORCH_THREADS):
@@ -119,11 +120,11 @@ def quickstart(
             _calibrated(lut),
             lambda: _validate(device, lut, budget.validate_samples, console),
         )
-        stages.run("train", _trained(supernets), lambda: _train(supernets, console, *compute))
+        stages.run("train", _trained(supernets), lambda: _train(supernets, console, compute))
         stages.run(
             "search",
             (result / "front.json").exists(),
-            lambda: _search(lut, supernets, result, budget, console, *compute),
+            lambda: _search(lut, supernets, result, budget, console, compute),
         )
         chosen = pick_models(read_front(result).models)
         exported = {role: out / "models" / f"{role}.onnx" for role in chosen}
@@ -165,18 +166,12 @@ def _validate(device: Any, lut: Path, samples: int, console: Console) -> None:
     print_validation(console, validate_with_progress(lut, device, SPACE, samples, 0, console), lut)
 
 
-def _train(folder: Path, console: Console, accelerator: str, deterministic: bool) -> None:
+def _train(folder: Path, console: Console, compute: Compute) -> None:
     from hnas_edge.train.config import TrainConfig
     from hnas_edge.ui.train import train_with_progress
 
     train_with_progress(
-        DATASET,
-        folder,
-        TrainConfig(),
-        console,
-        resume=folder.exists(),
-        accelerator=accelerator,
-        deterministic=deterministic,
+        DATASET, folder, TrainConfig(), console, resume=folder.exists(), compute=compute
     )
 
 
@@ -186,8 +181,7 @@ def _search(
     out: Path,
     budget: Budget,
     console: Console,
-    accelerator: str,
-    deterministic: bool,
+    compute: Compute,
 ) -> None:
     from hnas_edge.search.config import SearchConfig
     from hnas_edge.search.context import SearchInputs
@@ -200,7 +194,7 @@ def _search(
         darts=DartsConfig(epochs=budget.darts_epochs),
         finetune_epochs=budget.finetune_epochs,
     )
-    inputs = SearchInputs(supernets, DATASET, None, lut, config, out, accelerator, deterministic)
+    inputs = SearchInputs(supernets, DATASET, None, lut, config, out, compute)
     # killed before its first checkpoint, the folder already holds settings.json
     print_search(console, search_with_progress(inputs, console, resume=out.exists()), out)
 

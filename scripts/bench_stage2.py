@@ -4,6 +4,9 @@ each budget and on each accelerator asked for, and print the ratios measured in 
     python scripts/bench_stage2.py --lut cpu.json --supernets supernets \\
         --budgets small paper --accelerators cpu cuda --repeats 3 --out bench.json
 
+An accelerator may name its precision (``--amp``) after a colon: ``--accelerators cpu cpu:bf16``
+times the same candidate in fp32 and in bfloat16 on the CPU (without one: ``auto``).
+
 The candidate is drawn with ``--seed`` from the supernets' space, with ``--cells`` × ``--nodes``
 fusion cells (default 2 × 2), and fused with job seed 0 every time, so every run computes the same
 network. Each repeat starts from an empty backbone cache (the features step is timed too), and
@@ -25,6 +28,7 @@ from typing import Any
 
 import torch
 
+from hnas_edge.accelerator import Compute
 from hnas_edge.io import atomic_write_json, provenance
 from hnas_edge.search.cache import BackboneCache
 from hnas_edge.search.config import SearchConfig, get_budget
@@ -52,11 +56,13 @@ def contexts(args: argparse.Namespace) -> dict[tuple[str, str], SearchContext]:
             finetune_epochs=budget.finetune_epochs,
             limit=args.limit,
         )
-        for accelerator in args.accelerators:
+        for label in args.accelerators:
+            accelerator, _, amp = label.partition(":")
+            compute = Compute(accelerator, amp=amp or "auto")
             inputs = SearchInputs(
-                args.supernets, args.dataset, None, args.lut, config, Path("."), accelerator
+                args.supernets, args.dataset, None, args.lut, config, Path("."), compute
             )
-            built[budget_name, accelerator] = SearchContext(inputs)
+            built[budget_name, label] = SearchContext(inputs)
     return built
 
 
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--supernets", type=Path, required=True)
     parser.add_argument("--dataset", default="avdigits")
     parser.add_argument("--budgets", nargs="+", default=["small", "paper"])
-    parser.add_argument("--accelerators", nargs="+", default=["cpu"])
+    parser.add_argument("--accelerators", nargs="+", default=["cpu"], help="NAME[:AMP] each.")
     parser.add_argument("--cells", type=int, default=2)
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="Seed of the candidate's draw.")

@@ -52,11 +52,11 @@ hnas deploy "$out/cuda-model.onnx" --device cpu --split test 2>&1 | tail -n 6 \
     | tee -a "$out/cuda-search.log"
 echo "cuda train+search+export+deploy: ${SECONDS}s" | tee -a "$out/cuda-search.log"
 
-echo "== stage 2 of one candidate: CPU vs CUDA at the small budget, CUDA at the paper's"
+echo "== stage 2 of one candidate: CPU vs CUDA (fp32, bf16) at the small budget, CUDA at the paper's"
 SECONDS=0
 {
     python3 scripts/bench_stage2.py --lut "$out/cuda-cpu-lut.json" --supernets "$out/cuda-sn" \
-        --budgets small --accelerators cpu cuda --repeats 2 --out "$out/bench-small.json"
+        --budgets small --accelerators cpu cuda:off cuda --repeats 2 --out "$out/bench-small.json"
     python3 scripts/bench_stage2.py --lut "$out/cuda-cpu-lut.json" --supernets "$out/cuda-sn" \
         --budgets paper --accelerators cuda --repeats 2 --out "$out/bench-paper.json"
 } 2>&1 | tee "$out/bench-stage2.log"

@@ -57,7 +57,8 @@ class BackboneCache:
             if net.space.elastic:
                 net.set_active(config)
                 train = context.tensors(modality, "train")
-                recalibrate_bn(net, train, 64, context.config.bn_batches)
+                with context.precision.autocast():
+                    recalibrate_bn(net, train, 64, context.config.bn_batches)
                 net = net.extract(config).to(context.device)
             self._put_module(key, net.eval())
         return self._modules[key]
@@ -66,16 +67,18 @@ class BackboneCache:
     def backbone_features(
         self, context: SearchContext, modality: str, config: Mapping[str, Any], split: str
     ) -> list[torch.Tensor]:
-        """Every fusion candidate feature of one backbone on ``split``."""
+        """Every fusion candidate feature of one backbone on ``split``, computed in the
+        context's precision and kept in fp32."""
         key = (BackboneKey.of(modality, config), split)
         if key not in self._features:
             module = self.backbone(context, modality, config)
             x = context.tensors(modality, split)
-            chunks = [
-                module.forward_features(x[i : i + FEATURE_BATCH])
-                for i in range(0, len(x), FEATURE_BATCH)
-            ]
-            self._put_features(key, [torch.cat(f) for f in zip(*chunks, strict=True)])
+            with context.precision.autocast():
+                chunks = [
+                    module.forward_features(x[i : i + FEATURE_BATCH])
+                    for i in range(0, len(x), FEATURE_BATCH)
+                ]
+            self._put_features(key, [torch.cat(f).float() for f in zip(*chunks, strict=True)])
         return self._features[key]
 
     def features(

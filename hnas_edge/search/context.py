@@ -3,8 +3,9 @@ tensors, the LUT, the device. A :class:`SearchContext` is built once per process
 each worker process of an executor: see :mod:`hnas_edge.search.executor`) from a picklable
 :class:`SearchInputs`, which is all that crosses to a worker.
 
-Every context computes on one device (``SearchInputs.accelerator``, resolved in its own process):
-the supernets and the split tensors live there. Ray workers on other machines get the supernets
+Every context computes on one device (``SearchInputs.compute``, resolved in its own process),
+forward passes in one precision (``SearchInputs.compute``): the supernets and the split tensors live
+there. Ray workers on other machines get the supernets
 and the LUT as bytes (:func:`pack_inputs`, :func:`unpack_inputs`).
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 
-from hnas_edge.accelerator import configure, resolve
+from hnas_edge.accelerator import Compute
 from hnas_edge.data import load_dataset, metric_of
 from hnas_edge.profiling.coverage import default_accounting
 from hnas_edge.profiling.lut import Lut
@@ -45,8 +46,7 @@ class SearchInputs:
     lut: Path
     config: SearchConfig
     out: Path
-    accelerator: str = "cpu"  # auto, cpu or cuda: resolved by each process that evaluates
-    deterministic: bool = False  # on CUDA: reproducible algorithms instead of the fastest
+    compute: Compute = Compute()  # resolved by each process that evaluates
 
 
 class SearchContext:
@@ -57,8 +57,7 @@ class SearchContext:
         self.inputs = inputs
         self.config = inputs.config
         self.mode = inputs.config.run_mode
-        self.device = resolve(inputs.accelerator)
-        configure(self.device, inputs.deterministic)
+        self.device, self.precision = inputs.compute.setup()
         self.preset = trained_preset(inputs.supernets)
         self.supernets = load_supernets(inputs.supernets, self.device)
         self.lut = Lut.load(inputs.lut)
@@ -92,7 +91,10 @@ class SearchContext:
                 self.task,
             )
             self._scorers[modality] = SubnetScorer(
-                self.supernets[modality], data, bn_batches=self.config.bn_batches
+                self.supernets[modality],
+                data,
+                bn_batches=self.config.bn_batches,
+                precision=self.precision,
             )
         return self._scorers[modality]
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from hnas_edge.accelerator import FP32, Precision
 from hnas_edge.errors import ConfigError
 from hnas_edge.profiling.lut import Lut
 from hnas_edge.space.fusion import SEARCHED_OPS, FeatureAdapter, Genotype, check_operators
@@ -258,10 +259,12 @@ def search_fusion(
     task: str,
     costs: OperatorCosts,
     config: DartsConfig,
+    precision: Precision = FP32,
 ) -> tuple[Genotype, list[dict[str, float]]]:
     """Alternate weight steps (train split) and architecture steps (validation split); derive.
 
-    Every step runs on the device of ``supernet`` and the cached features (one device for all).
+    Every step runs on the device of ``supernet`` and the cached features (one device for all),
+    its forward pass in ``precision``; the losses and the hardware term in fp32.
 
     Each backward pass computes the gradients of the parameters its step updates only: the
     architecture step needs no weight gradients (the costliest part of its backward pass) and
@@ -274,6 +277,12 @@ def search_fusion(
     (train_x, train_y), (val_x, val_y) = train, val
     train_x, val_x = supernet.prepare(train_x), supernet.prepare(val_x)
     schedule = cosine_schedule(w_opt, config, -(-len(train_y) // config.batch_size))
+
+    def logits_of(split: list[torch.Tensor], index: torch.Tensor) -> torch.Tensor:
+        with precision.autocast():
+            logits = supernet.forward_prepared([x[index] for x in split])
+        return logits.float()
+
     with seeded(config.seed):  # any draw of the steps; the caller's stream is left as it was
         history = []
         for epoch in range(config.epochs):
@@ -281,8 +290,7 @@ def search_fusion(
             val_iter = _batches(len(val_y), config.batch_size, generator, val_y.device)
             for index in _batches(len(train_y), config.batch_size, generator, train_y.device):
                 w_opt.zero_grad(set_to_none=True)
-                logits = supernet.forward_prepared([x[index] for x in train_x])
-                loss = task_loss(logits, train_y[index], task)
+                loss = task_loss(logits_of(train_x, index), train_y[index], task)
                 loss.backward(inputs=weights)
                 w_opt.step()
                 if schedule is not None:
@@ -292,9 +300,8 @@ def search_fusion(
                     val_iter = _batches(len(val_y), config.batch_size, generator, val_y.device)
                     v_index = next(val_iter)
                 a_opt.zero_grad(set_to_none=True)
-                logits = supernet.forward_prepared([x[v_index] for x in val_x])
                 architecture_loss(
-                    logits, val_y[v_index], task, supernet.relaxed, costs, config
+                    logits_of(val_x, v_index), val_y[v_index], task, supernet.relaxed, costs, config
                 ).backward(inputs=arch)
                 a_opt.step()
             with torch.no_grad():

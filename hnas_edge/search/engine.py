@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from hnas_edge.accelerator import Compute
 from hnas_edge.checks import shown
 from hnas_edge.data.metrics import LABELS
 from hnas_edge.errors import HnasError
@@ -422,22 +423,22 @@ def load_state(inputs: SearchInputs, resume: bool) -> SearchState:
     return state
 
 
-def task_accelerator(accelerator: str, ray: RayOptions) -> str:
-    """Where a Ray task computes: a task given GPUs (``--task-gpus``) uses the one Ray assigns
-    it (Ray sets its ``CUDA_VISIBLE_DEVICES``) as ``accelerator`` allows; a task given none
+def task_compute(compute: Compute, ray: RayOptions) -> Compute:
+    """How a Ray task computes: a task given GPUs (``--task-gpus``) uses the one Ray assigns
+    it (Ray sets its ``CUDA_VISIBLE_DEVICES``) as ``compute`` allows; a task given none
     computes on its CPUs, since Ray hides every GPU from it."""
-    return accelerator if ray.task_gpus > 0 else "cpu"
+    return compute if ray.task_gpus > 0 else replace(compute, accelerator="cpu")
 
 
 def make_executor(
     workers: int, inputs: SearchInputs, worker: Worker, ray: RayOptions | None = None
 ) -> Executor:
     """One process (``workers`` 1) runs stage 2 with this process's ``worker``; other workers
-    build their own, on the device ``inputs.accelerator`` names: several local workers share
+    build their own, on the device ``inputs.compute`` names: several local workers share
     this machine's GPU, each with its own CUDA context."""
     if ray is not None:
         # nodes may not see this machine's files: the supernets and LUT travel with the context
-        remote = replace(inputs, accelerator=task_accelerator(inputs.accelerator, ray))
+        remote = replace(inputs, compute=task_compute(inputs.compute, ray))
         return RayPool(open_packed_worker, (remote, pack_inputs(remote)), ray, worker.shares)
     if workers < 1:
         raise HnasError(f"--workers {workers}: give at least 1")

@@ -160,6 +160,7 @@ def fuse_candidate(context: SearchContext, cache: BackboneCache, job: FusionJob)
             context.task,
             context.op_costs,
             darts,
+            context.precision,
         )
     else:
         genotype = late_fusion(preset)
@@ -178,9 +179,12 @@ def fuse_candidate(context: SearchContext, cache: BackboneCache, job: FusionJob)
         context.task,
         seed=job.seed,
         val=({i: val[i] for i in net.used}, labels["val"]),
+        precision=context.precision,
     )
     seconds["finetune"] = time.perf_counter() - start - sum(seconds.values())
-    val_metric = metric_on_features(net, {i: val[i] for i in net.used}, labels["val"], context.task)
+    val_metric = metric_on_features(
+        net, {i: val[i] for i in net.used}, labels["val"], context.task, context.precision
+    )
     cost = predict(context.lut, arch_parts(preset, arch, context.accounting))
     weights = to_cpu(fusion_state(net))
     result = FusionResult(
@@ -232,10 +236,11 @@ def restore(
 
 @torch.no_grad()
 def network_test_metric(context: SearchContext, cache: BackboneCache, net: MultimodalNet) -> float:
-    """A whole network's metric on the test split (the front's, once, at the end)."""
+    """A whole network's metric on the test split (the front's, once, at the end), in the
+    search's precision (``hnas deploy --split test`` scores the exported fp32 network)."""
     test = cache.features(context, net.arch.backbones, "test")
     return metric_on_features(
-        net, {i: test[i] for i in net.used}, context.labels["test"], context.task
+        net, {i: test[i] for i in net.used}, context.labels["test"], context.task, context.precision
     )
 
 
@@ -245,4 +250,5 @@ def backbone_test_metric(
     """A backbone's metric alone on the test split."""
     module: nn.Module = cache.backbone(context, modality, config)
     x = context.tensors(modality, "test")
-    return task_metric(module, x, context.labels["test"], context.task)
+    with context.precision.autocast():
+        return task_metric(module, x, context.labels["test"], context.task)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hnas_edge.accelerator import Compute
 from hnas_edge.data import load_dataset
 from hnas_edge.errors import HnasError
 from hnas_edge.profiling.coverage import coverage
@@ -56,12 +57,11 @@ def ensure_supernets(
     dataset: str,
     data_dir: str | None,
     out: Path,
-    accelerator: str = "cpu",
-    deterministic: bool = False,
+    compute: Compute = Compute(),
     progress: Progress | None = None,
 ) -> Path:
     """The given folder, or supernets trained now into :func:`supernets_folder` (resumed if
-    there) on ``accelerator``, their epochs reported to ``progress``."""
+    there) as ``compute`` says, their epochs reported to ``progress``."""
     if supernets is not None:
         if not (supernets / "train.json").is_file():
             raise HnasError(f"{supernets} holds no trained supernets; run `hnas train` first")
@@ -74,7 +74,6 @@ def ensure_supernets(
         data_dir,
         folder.exists(),
         progress,
-        accelerator=accelerator,
-        deterministic=deterministic,
+        compute=compute,
     )
     return folder

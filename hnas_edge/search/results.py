@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 
-from hnas_edge.accelerator import describe
 from hnas_edge.io import atomic_write_json, atomic_write_text, provenance, read_json
 from hnas_edge.profiling.lut import Lut
 from hnas_edge.search.engine import Search, SearchState, multimodal_objectives
@@ -122,7 +121,7 @@ def search_result(runner: Search, state: SearchState) -> SearchResult:
     models = tuple(front_model(runner, *candidate) for candidate in front_of(state))
     unimodal = best_unimodal(runner, state)
     # where this process (stage 1, and stage 2 unless other workers ran it) computed
-    accelerator = describe(context.device, runner.inputs.deterministic)
+    accelerator = runner.inputs.compute.describe(context.device, context.precision)
     return SearchResult(
         dataset=runner.inputs.dataset,
         data_dir=runner.inputs.data_dir,

@@ -138,8 +138,10 @@ class MixedNode(nn.Module):
 
 
 def _weighted(states: Sequence[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
-    """Σ_k weights[..., k] · states_k in one reduction; weights (k,) or (slots, k)."""
-    return torch.tensordot(weights, torch.stack(list(states)), dims=1)
+    """Σ_k weights[..., k] · states_k in one reduction; weights (k,) or (slots, k). Under
+    autocast the states may be bf16: the weights (fp32 softmaxes) are rounded to them."""
+    stacked = torch.stack(list(states))
+    return torch.tensordot(weights.to(stacked.dtype), stacked, dims=1)
 
 
 class RelaxedFusionNetwork(nn.Module):

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hnas_edge.accelerator import FP32, Precision
 from hnas_edge.data.metrics import score
 from hnas_edge.train.batches import ModalityData, batches
 
@@ -43,7 +44,7 @@ def task_metric(
     ``net`` on a whole split: logits batch by batch (on the device of ``net`` and ``x``), scored
     once on the CPU."""
     net.eval()
-    logits = torch.cat([net(xb) for xb, _ in batches(x, y, batch)])
+    logits = torch.cat([net(xb).float() for xb, _ in batches(x, y, batch)])
     return score(logits.cpu().numpy(), y.cpu().numpy(), task)
 
 
@@ -53,10 +54,13 @@ def subnet_metric(
     data: ModalityData,
     batch_size: int,
     bn_batches: int,
+    precision: Precision = FP32,
 ) -> float:
     """Validation metric of one subnet of ``net`` (a
     :class:`~hnas_edge.space.modality.ModalityNetwork`; a fixed network's config is ``{}``)
-    after batch-norm recalibration on ``bn_batches`` training batches."""
+    after batch-norm recalibration on ``bn_batches`` training batches, both under
+    ``precision``."""
     net.set_active(config)
-    recalibrate_bn(net, data.train[0], batch_size, bn_batches)
-    return task_metric(net, *data.val, data.task)
+    with precision.autocast():
+        recalibrate_bn(net, data.train[0], batch_size, bn_batches)
+        return task_metric(net, *data.val, data.task)

@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from hnas_edge.accelerator import FP32, Precision
 from hnas_edge.data.metrics import score
 from hnas_edge.space.mmnn import MultimodalNet
 from hnas_edge.train.sandwich import task_loss
@@ -36,11 +37,16 @@ def cached_features(
     return {i: torch.cat(c) for i, c in chunks.items()}
 
 
-def _logits(net: MultimodalNet, features: dict[int, torch.Tensor]) -> torch.Tensor:
+def _logits(
+    net: MultimodalNet, features: dict[int, torch.Tensor], precision: Precision = FP32
+) -> torch.Tensor:
+    """fp32 logits of the fusion part, computed in ``precision``."""
     adapted: list[torch.Tensor | None] = [None] * len(net.pool)
-    for i, x in features.items():
-        adapted[i] = net.adapters[str(i)](x)
-    return net.head(net.fusion(adapted))
+    with precision.autocast():
+        for i, x in features.items():
+            adapted[i] = net.adapters[str(i)](x)
+        logits = net.head(net.fusion(adapted))
+    return logits.float()
 
 
 def train_fusion(
@@ -67,8 +73,10 @@ def fit_fusion(
     lr: float = 1e-3,
     seed: int = 0,
     val: Split | None = None,
+    precision: Precision = FP32,
 ) -> list[float]:
-    """:func:`train_fusion` on features already computed (``features[i]``: candidate ``i``).
+    """:func:`train_fusion` on features already computed (``features[i]``: candidate ``i``),
+    forward passes in ``precision``.
 
     Features, labels and ``net`` are on one device, where every step runs; the batch order is
     drawn on the CPU (the same on every device). With ``val`` (features, targets), the weights
@@ -80,7 +88,7 @@ def fit_fusion(
     optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(seed)
     modules: list[nn.Module] = [net.adapters, net.fusion, net.head]
-    best = _Best(net, val, task)
+    best = _Best(net, val, task, precision)
     history = []
     for _ in range(epochs):
         for module in modules:
@@ -91,7 +99,7 @@ def fit_fusion(
             index = order[start : start + batch_size]
             optimizer.zero_grad(set_to_none=True)
             batch = {i: features[i][index] for i in net.used}
-            loss = task_loss(_logits(net, batch), labels[index], task)
+            loss = task_loss(_logits(net, batch, precision), labels[index], task)
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
@@ -105,15 +113,17 @@ def fit_fusion(
 class _Best:
     """The fusion weights with the best validation metric seen (nothing kept without ``val``)."""
 
-    def __init__(self, net: MultimodalNet, val: Split | None, task: str) -> None:
-        self.val, self.task = val, task
+    def __init__(
+        self, net: MultimodalNet, val: Split | None, task: str, precision: Precision
+    ) -> None:
+        self.val, self.task, self.precision = val, task, precision
         self.score, self.state = -math.inf, None
         self.consider(net)
 
     def consider(self, net: MultimodalNet) -> None:
         if self.val is None:
             return
-        score = metric_on_features(net, self.val[0], self.val[1], self.task)
+        score = metric_on_features(net, self.val[0], self.val[1], self.task, self.precision)
         if score > self.score:
             self.score = score
             self.state = {k: v.clone() for k, v in fusion_state(net).items()}
@@ -138,9 +148,13 @@ def fused_metric(
 
 @torch.no_grad()
 def metric_on_features(
-    net: MultimodalNet, features: dict[int, torch.Tensor], labels: torch.Tensor, task: str
+    net: MultimodalNet,
+    features: dict[int, torch.Tensor],
+    labels: torch.Tensor,
+    task: str,
+    precision: Precision = FP32,
 ) -> float:
-    """:func:`fused_metric` on features already computed."""
+    """:func:`fused_metric` on features already computed, in ``precision``."""
     net.eval()
-    logits = _logits(net, {i: features[i] for i in net.used})
+    logits = _logits(net, {i: features[i] for i in net.used}, precision)
     return score(logits.cpu().numpy(), labels.cpu().numpy(), task)

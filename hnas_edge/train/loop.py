@@ -10,7 +10,8 @@ Output folder::
     OUT/<modality>/checkpoint.pt everything needed to resume (weights, optimiser, RNG states)
 
 Every step, batch-norm recalibration and validation runs on the device passed down (``device``,
-resolved from ``--accelerator``); networks are built and batches drawn on the CPU, so the CPU
+resolved from ``--accelerator``), forward passes in the precision passed down (``--amp``);
+networks are built and batches drawn on the CPU, so the CPU
 path is bit-identical whatever the accelerator code, and files hold CPU tensors.
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hnas_edge.accelerator import configure, describe, resolve
+from hnas_edge.accelerator import FP32, Compute, Precision
 from hnas_edge.data import load_dataset, metric_of
 from hnas_edge.errors import HnasError
 from hnas_edge.io import atomic_write_json, provenance, read_json
@@ -44,8 +45,10 @@ from hnas_edge.train.sandwich import plain_step, sandwich_step
 Progress = Callable[[str, int, int, dict[str, float]], None]
 
 
-def _metric(net: nn.Module, config: dict, data: ModalityData, cfg: TrainConfig) -> float:
-    return subnet_metric(net, config, data, cfg.batch_size, cfg.bn_batches)
+def _metric(
+    net: nn.Module, config: dict, data: ModalityData, cfg: TrainConfig, precision: Precision
+) -> float:
+    return subnet_metric(net, config, data, cfg.batch_size, cfg.bn_batches, precision)
 
 
 def _epoch(
@@ -55,6 +58,7 @@ def _epoch(
     optimizer: torch.optim.Optimizer,
     rng: random.Random,
     epoch: int,
+    precision: Precision,
 ) -> float:
     shuffle = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # on the CPU, always
     losses = []
@@ -62,11 +66,19 @@ def _epoch(
         if net.space.elastic:
             losses.append(
                 sandwich_step(
-                    net, x, y, optimizer, rng, cfg.n_random, data.task, cfg.kd_temperature
+                    net,
+                    x,
+                    y,
+                    optimizer,
+                    rng,
+                    cfg.n_random,
+                    data.task,
+                    cfg.kd_temperature,
+                    precision,
                 )
             )
         else:
-            losses.append(plain_step(net, x, y, optimizer, data.task))
+            losses.append(plain_step(net, x, y, optimizer, data.task, precision))
     return sum(losses) / max(len(losses), 1)
 
 
@@ -79,9 +91,10 @@ def train_modality(
     resume: bool,
     progress: Progress | None = None,
     device: torch.device | None = None,
+    precision: Precision = FP32,
 ) -> dict[str, Any]:
     """Train one modality's network to completion (or early stop) on ``device`` (default: the
-    CPU); returns its summary.
+    CPU), forward passes in ``precision``; returns its summary.
 
     Every draw of torch's global stream (initial weights, dropout; the state a checkpoint saves
     and ``resume`` restores) happens inside :func:`~hnas_edge.torch_state.seeded` ``(cfg.seed)``:
@@ -111,9 +124,9 @@ def train_modality(
             progress(modality, state["epoch"], cfg.epochs, {})
         while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience:
             epoch = state["epoch"]
-            loss = _epoch(net, data, cfg, optimizer, rng, epoch)
+            loss = _epoch(net, data, cfg, optimizer, rng, epoch, precision)
             scheduler.step()
-            val = _metric(net, max_config, data, cfg)
+            val = _metric(net, max_config, data, cfg, precision)
             state["history"].append({"epoch": epoch + 1, "loss": loss, "val_metric_max": val})
             if val > state["best"]:
                 state["best"], state["bad_epochs"] = val, 0
@@ -139,13 +152,13 @@ def train_modality(
             "epochs_run": state["epoch"],
             "stopped_early": state["epoch"] < cfg.epochs,
             "history": state["history"],
-            "val_metric_max": _metric(net, max_config, data, cfg),
+            "val_metric_max": _metric(net, max_config, data, cfg, precision),
         }
         if space.elastic:
-            summary["val_metric_min"] = _metric(net, net.min_config(), data, cfg)
+            summary["val_metric_min"] = _metric(net, net.min_config(), data, cfg, precision)
             sampler = random.Random(cfg.seed + 1)
             summary["val_metric_random"] = [
-                _metric(net, net.sample_config(sampler), data, cfg)
+                _metric(net, net.sample_config(sampler), data, cfg, precision)
                 for _ in range(cfg.spread_samples)
             ]
         return summary
@@ -171,19 +184,18 @@ def train(
     resume: bool = False,
     progress: Progress | None = None,
     threads: int | None = None,
-    accelerator: str = "cpu",
-    deterministic: bool = False,
+    compute: Compute = Compute(),
 ) -> dict[str, Any]:
     """Train every modality of ``dataset``'s search space; write ``OUT/train.json``.
 
     ``threads`` is torch's intra-op thread count while it trains, restored after (None: the
     caller's); on a busy shared machine one thread is often faster than several competing ones.
-    ``accelerator`` (auto, cpu or cuda) is where the networks train; ``deterministic`` asks CUDA
-    for reproducible algorithms instead of the fastest (see :mod:`hnas_edge.accelerator`).
+    ``compute`` says where the networks train (``--accelerator``), whether CUDA must be
+    reproducible (``--deterministic``) and the precision of forward passes (``--amp``; see
+    :mod:`hnas_edge.accelerator`).
     """
-    device = resolve(accelerator)  # before any work: `cuda` without a GPU is one line
     with torch_threads(threads):
-        configure(device, deterministic)
+        device, precision = compute.setup()  # before any work: `cuda` without a GPU is one line
         preset = preset_for_dataset(dataset)
         record_path = out / "train.json"
         claim_output(out, kind="folder", resume=resume)
@@ -211,7 +223,7 @@ def train(
             "modalities": {},
         }
         record["threads_this_run"] = torch.get_num_threads()
-        record["accelerator_this_run"] = describe(device, deterministic)
+        record["accelerator_this_run"] = compute.describe(device, precision)
         started = time.monotonic()
         splits = (
             load_dataset(dataset, data_dir, split="train"),
@@ -224,10 +236,10 @@ def train(
             data = ModalityData.of(*splits, modality, cfg.limit)
             t0 = time.monotonic()
             summary = train_modality(
-                modality, space, data, cfg, out / modality, resume, progress, device
+                modality, space, data, cfg, out / modality, resume, progress, device, precision
             )
             summary["wall_s"] = time.monotonic() - t0
-            summary["accelerator"] = describe(device, deterministic)
+            summary["accelerator"] = compute.describe(device, precision)
             record["modalities"][modality] = summary
             record["provenance"] = provenance(
                 {**record["settings"], "accelerator": record["accelerator_this_run"]}

@@ -3,6 +3,9 @@
 Per batch: the largest subnet learns from the labels; the smallest and ``n_random`` random
 subnets learn from the largest subnet's (detached) predictions. Gradients of all of them are
 accumulated, then one optimiser step updates the shared weights.
+
+Forward passes run under ``precision`` (:class:`~hnas_edge.accelerator.Precision`); losses and
+backward passes take fp32 logits.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hnas_edge.accelerator import FP32, Precision
 from hnas_edge.space.ofa import OFASupernet
 
 
@@ -43,30 +47,43 @@ def sandwich_step(
     n_random: int,
     task: str,
     temperature: float = 1.0,
+    precision: Precision = FP32,
 ) -> float:
     """One optimiser step; returns the largest subnet's task loss."""
     net.train()
     optimizer.zero_grad(set_to_none=True)
     net.set_active(net.max_config())
-    logits = net(x)
+    logits = forward(net, x, precision)
     loss = task_loss(logits, y, task)
     loss.backward()
     teacher = logits.detach()
     for config in [net.min_config(), *(net.sample_config(rng) for _ in range(n_random))]:
         net.set_active(config)
-        distillation_loss(net(x), teacher, task, temperature).backward()
+        distillation_loss(forward(net, x, precision), teacher, task, temperature).backward()
     optimizer.step()
     net.set_active(net.max_config())
     return loss.item()
 
 
+def forward(net: nn.Module, x: torch.Tensor, precision: Precision = FP32) -> torch.Tensor:
+    """``net(x)`` under ``precision``, as fp32 logits (what every loss takes)."""
+    with precision.autocast():
+        logits = net(x)
+    return logits.float()
+
+
 def plain_step(
-    net: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer, task: str
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    task: str,
+    precision: Precision = FP32,
 ) -> float:
     """A fixed network (the text backbone): an ordinary supervised step."""
     net.train()
     optimizer.zero_grad(set_to_none=True)
-    loss = task_loss(net(x), y, task)
+    loss = task_loss(forward(net, x, precision), y, task)
     loss.backward()
     optimizer.step()
     return loss.item()

@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import nn
 
+from hnas_edge.accelerator import FP32, Precision
 from hnas_edge.data.base import MultimodalDataset
 from hnas_edge.train.batches import ModalityData
 from hnas_edge.train.evaluation import subnet_metric
@@ -24,9 +25,15 @@ class SubnetScorer:
     """
 
     def __init__(
-        self, supernet: nn.Module, data: ModalityData, bn_batches: int = 8, batch_size: int = 64
+        self,
+        supernet: nn.Module,
+        data: ModalityData,
+        bn_batches: int = 8,
+        batch_size: int = 64,
+        precision: Precision = FP32,
     ) -> None:
         self.supernet = supernet
+        self.precision = precision
         self.data = data.to(next(supernet.parameters()).device)
         self.bn_batches = bn_batches
         self.batch_size = batch_size
@@ -47,7 +54,9 @@ class SubnetScorer:
     def score(self, config: Mapping[str, Any]) -> float:
         """The task's metric in [0, 1] of ``config`` on the validation split."""
         start = time.perf_counter()
-        value = subnet_metric(self.supernet, config, self.data, self.batch_size, self.bn_batches)
+        value = subnet_metric(
+            self.supernet, config, self.data, self.batch_size, self.bn_batches, self.precision
+        )
         self.seconds += time.perf_counter() - start
         self.calls += 1
         return value

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hnas_edge.accelerator import Compute
 from hnas_edge.search.context import SearchInputs
 from hnas_edge.search.engine import SearchProgress, search
 from hnas_edge.search.executor import RayOptions
@@ -46,17 +47,14 @@ def ensure_supernets_with_progress(
     data_dir: str | None,
     out: Path,
     console: Console,
-    accelerator: str = "cpu",
-    deterministic: bool = False,
+    compute: Compute = Compute(),
 ) -> Path:
     """:func:`~hnas_edge.search.preflight.ensure_supernets`, saying so and drawing the training
     bars when it trains them."""
     if supernets is None:
         console.print(f"no --supernets given: training them into {supernets_folder(out)}")
     with training_bars(console, dataset) as advance:
-        return ensure_supernets(
-            supernets, dataset, data_dir, out, accelerator, deterministic, advance
-        )
+        return ensure_supernets(supernets, dataset, data_dir, out, compute, advance)
 
 
 def search_with_progress(

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hnas_edge.accelerator import Compute
 from hnas_edge.data.metrics import metric_of
 from hnas_edge.space.presets import preset_for_dataset
 from hnas_edge.train.config import TrainConfig
@@ -50,14 +51,11 @@ def train_with_progress(
     data_dir: str | None = None,
     resume: bool = False,
     threads: int | None = None,
-    accelerator: str = "cpu",
-    deterministic: bool = False,
+    compute: Compute = Compute(),
 ) -> dict[str, Any]:
     """:func:`~hnas_edge.train.loop.train`, showing progress on ``console``."""
     with training_bars(console, dataset) as advance:
-        return train(
-            dataset, out, cfg, data_dir, resume, advance, threads, accelerator, deterministic
-        )
+        return train(dataset, out, cfg, data_dir, resume, advance, threads, compute)
 
 
 def print_training(console: Console, record: Mapping[str, Any], out: Path) -> None:
