@@ -228,9 +228,10 @@ def print_validation(console: Console, report: ValidationReport, path: Path) -> 
             "re-measure on an idle machine (`hnas profile` and `hnas lut validate` with nothing "
             "else running), and give more --samples"
             if busy
-            else "the machine was not busy, so the gap is in how parts add up into whole networks "
-            "on this device: give more --samples, or measure parts and networks together "
-            "(`hnas profile --validate N`), and read predicted latencies as estimates"
+            else "the machine was not busy, so the misses are likely single timings: now and then "
+            "a part or a network is timed in a session 20-50% slower than the next one "
+            "(docs/luts.md); profile and validate again, give more --samples, and read "
+            "predicted latencies as estimates"
         )
         console.print(
             f"fidelity is low: after calibration {report.latency.after.within_10:.0%} of the "
