@@ -3,8 +3,8 @@ tensors, the LUT, the device. A :class:`SearchContext` is built once per process
 each worker process of an executor: see :mod:`hnas_edge.search.executor`) from a picklable
 :class:`SearchInputs`, which is all that crosses to a worker.
 
-Every context computes on one device (``SearchInputs.compute``, resolved in its own process),
-forward passes in one precision (``SearchInputs.compute``): the supernets and the split tensors live
+Every context computes on one device, its forward passes in one precision (both from
+``SearchInputs.compute``, resolved in its own process): the supernets and the split tensors live
 there. Ray workers on other machines get the supernets
 and the LUT as bytes (:func:`pack_inputs`, :func:`unpack_inputs`).
 """
