@@ -36,7 +36,7 @@ searched on a GPU exports and deploys anywhere.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -86,8 +86,8 @@ def configure(device: torch.device, deterministic: bool = False) -> None:
 @dataclass(frozen=True)
 class Precision:
     """What forward passes compute in on a device: fp32 (``dtype`` None) or ``dtype`` under
-    ``torch.autocast``. Callers wrap forward passes (and the loss's inputs) in
-    :meth:`autocast`, never a backward pass, and hand the loss fp32 logits."""
+    ``torch.autocast``. Callers run forward passes through :meth:`forward` (or, where nothing
+    trains, inside :meth:`autocast`), never a backward pass, and hand losses fp32 logits."""
 
     device_type: str = "cpu"
     dtype: torch.dtype | None = None
@@ -116,6 +116,13 @@ class Precision:
         if self.dtype is None:
             return nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def forward(self, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``compute()`` (a forward pass) under :meth:`autocast`, its output in fp32: what every
+        loss and metric takes. In fp32 the very tensor ``compute`` returned."""
+        with self.autocast():
+            output = compute()
+        return output.float()
 
 
 FP32 = Precision()

@@ -46,9 +46,7 @@ class Budget:
 
 
 class Stages:
-    def __init__(
-        self, out: Path, console: Console, accelerator: Mapping[str, Any] | None = None
-    ) -> None:
+    def __init__(self, out: Path, console: Console, accelerator: Mapping[str, Any]) -> None:
         self.out, self.console, self.accelerator = out, console, accelerator
         self.record_path = out / "quickstart.json"
         self.record: dict[str, Any] = (
@@ -68,7 +66,7 @@ class Stages:
         self.save()
 
     def save(self) -> None:
-        settings = {"dataset": DATASET, "device": DEVICE, "accelerator": self.accelerator or {}}
+        settings = {"dataset": DATASET, "device": DEVICE, "accelerator": self.accelerator}
         self.record["provenance"] = provenance(settings)
         atomic_write_json(self.record_path, self.record)
 

@@ -144,17 +144,27 @@ def test_bf16_on_a_gpu_without_it_and_an_unknown_mode_are_one_line_config_errors
 
 
 def test_bf16_computes_the_forward_pass_in_bf16_and_fp32_leaves_it_alone():
-    from hnas_edge.train.sandwich import forward
-
     net, x = torch.nn.Linear(4, 3), torch.randn(2, 4)
     with Precision("cpu", torch.bfloat16).autocast():
         assert net(x).dtype == torch.bfloat16
     with FP32.autocast():
         assert net(x).dtype == torch.float32
-    logits = forward(net, x, Precision("cpu", torch.bfloat16))
+    logits = Precision("cpu", torch.bfloat16).forward(lambda: net(x))
     assert logits.dtype == torch.float32  # what every loss takes
     assert not torch.equal(logits, net(x))  # rounded through bf16
     assert torch.allclose(logits, net(x), atol=0.05)
+    fp32 = net(x)
+    assert FP32.forward(lambda: fp32) is fp32  # the fp32 path computes nothing more
+
+
+@pytest.mark.parametrize("command", ["train", "search", "quickstart"])
+def test_an_unknown_amp_exits_2_in_one_line_before_any_work(tmp_path, command):
+    out = tmp_path / "out"
+    lut = ["--lut", "x.json"] if command == "search" else []
+    result = hnas(command, *lut, "--out", str(out), "--amp", "fp16")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --amp 'fp16': use one of auto, off, bf16"
+    assert not out.exists()
 
 
 def test_weights_go_to_the_cpu_as_they_are_and_keep_a_state_dicts_versions():

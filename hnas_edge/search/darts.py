@@ -279,9 +279,7 @@ def search_fusion(
     schedule = cosine_schedule(w_opt, config, -(-len(train_y) // config.batch_size))
 
     def logits_of(split: list[torch.Tensor], index: torch.Tensor) -> torch.Tensor:
-        with precision.autocast():
-            logits = supernet.forward_prepared([x[index] for x in split])
-        return logits.float()
+        return precision.forward(lambda: supernet.forward_prepared([x[index] for x in split]))
 
     with seeded(config.seed):  # any draw of the steps; the caller's stream is left as it was
         history = []

@@ -41,12 +41,14 @@ def _logits(
     net: MultimodalNet, features: dict[int, torch.Tensor], precision: Precision = FP32
 ) -> torch.Tensor:
     """fp32 logits of the fusion part, computed in ``precision``."""
-    adapted: list[torch.Tensor | None] = [None] * len(net.pool)
-    with precision.autocast():
+
+    def logits() -> torch.Tensor:
+        adapted: list[torch.Tensor | None] = [None] * len(net.pool)
         for i, x in features.items():
             adapted[i] = net.adapters[str(i)](x)
-        logits = net.head(net.fusion(adapted))
-    return logits.float()
+        return net.head(net.fusion(adapted))
+
+    return precision.forward(logits)
 
 
 def train_fusion(

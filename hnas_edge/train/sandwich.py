@@ -53,23 +53,17 @@ def sandwich_step(
     net.train()
     optimizer.zero_grad(set_to_none=True)
     net.set_active(net.max_config())
-    logits = forward(net, x, precision)
+    logits = precision.forward(lambda: net(x))
     loss = task_loss(logits, y, task)
     loss.backward()
     teacher = logits.detach()
     for config in [net.min_config(), *(net.sample_config(rng) for _ in range(n_random))]:
         net.set_active(config)
-        distillation_loss(forward(net, x, precision), teacher, task, temperature).backward()
+        student = precision.forward(lambda: net(x))
+        distillation_loss(student, teacher, task, temperature).backward()
     optimizer.step()
     net.set_active(net.max_config())
     return loss.item()
-
-
-def forward(net: nn.Module, x: torch.Tensor, precision: Precision = FP32) -> torch.Tensor:
-    """``net(x)`` under ``precision``, as fp32 logits (what every loss takes)."""
-    with precision.autocast():
-        logits = net(x)
-    return logits.float()
 
 
 def plain_step(
@@ -83,7 +77,7 @@ def plain_step(
     """A fixed network (the text backbone): an ordinary supervised step."""
     net.train()
     optimizer.zero_grad(set_to_none=True)
-    loss = task_loss(forward(net, x, precision), y, task)
+    loss = task_loss(precision.forward(lambda: net(x)), y, task)
     loss.backward()
     optimizer.step()
     return loss.item()
