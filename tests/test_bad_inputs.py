@@ -128,6 +128,7 @@ DEVICE_TOMLS = [
     ("[timing]\nmin_iters = 100000000000", "timing.min_iters = 100000000000"),
     ("[timing]\nmax_cv = nan", "timing.max_cv = nan"),
     ("[timing]\nretries = 1.5", "timing.retries = 1.5"),
+    ("[timing]\nquiet_tolerance = -0.1", "timing.quiet_tolerance = -0.1"),
     ("nominal_power_w = nan", "nominal_power_w = nan"),
     ("nominal_power_w = inf", "nominal_power_w = inf"),
     ("nominal_power_w = 0", "nominal_power_w = 0"),

@@ -37,6 +37,22 @@ def test_lut_show_summarises_a_lut(tmp_path):
     assert "1 entries" in result.stdout
 
 
+def test_lut_show_says_how_much_slow_timing_the_quiet_gate_dropped(tmp_path):
+    entries = {
+        f"conv|x={i}": {"latency_ms": {"median": 0.1, "std": 0.001}, "dropped_s": dropped}
+        for i, dropped in enumerate((1.5, 0.0, 0.5))
+    }
+    device = {"name": "cpu", "runtime": "onnxruntime", "precision": "fp32"}
+
+    def shown(tolerance):
+        path = tmp_path / f"{tolerance}.json"
+        Lut(device=device, settings={"quiet_tolerance": tolerance}, entries=entries).save(path)
+        return hnas("lut", "show", str(path)).stdout
+
+    assert "2.0 s of timing dropped while the machine ran slow, over 3 entries" in shown(0.15)
+    assert "slow spells: not watched (quiet_tolerance 0)" in shown(0)
+
+
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{")

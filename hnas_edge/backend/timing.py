@@ -4,6 +4,11 @@ The loop is pure (the clock and the call are injected), so its rules are tested 
 for ``warmup_s``; time at least ``min_iters`` calls and at least ``min_time_s``; if the spread
 (coefficient of variation) is above ``max_cv``, measure again, up to ``retries`` more times, and
 keep the steadiest attempt (spread judged by :attr:`LatencyStats.robust_cv`).
+
+Calls are timed in chunks of about :data:`CHUNK_S`; with the quiet-machine gate on
+(``quiet_tolerance`` > 0, :mod:`hnas_edge.backend.quiet`), a chunk timed while the machine ran
+slow is dropped and timed again, for at most ``quiet_wait_s`` per attempt. Runtimes that time
+with their own loop (CUDA events) are not gated: the gate watches the host.
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from hnas_edge.backend.quiet import Gate, quiet_gate
 from hnas_edge.checks import Fields
 from hnas_edge.errors import ConfigError
 
 Clock = Callable[[], int]  # nanoseconds, monotonic
+
+#: The calls between two probes of the quiet-machine gate last about this long.
+CHUNK_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,10 @@ class TimingSettings:
     min_time_s: float = 0.5
     max_cv: float = 0.10
     retries: int = 2
+    #: drop chunks timed while the machine ran this much slower than usual (0: keep all)
+    quiet_tolerance: float = 0.15
+    #: per attempt, at most this much time dropped; then every chunk is kept
+    quiet_wait_s: float = 5.0
 
     def __post_init__(self) -> None:
         check_timing(asdict(self), Fields("timing settings", error=ConfigError))
@@ -49,6 +62,8 @@ def check_timing(timing: Mapping[str, Any], f: Fields, prefix: str = "timing.") 
     f.integer(timing["min_iters"], f"{prefix}min_iters", ge=2, le=MAX_ITERS)
     f.number(timing["max_cv"], f"{prefix}max_cv", gt=0, le=100)
     f.integer(timing["retries"], f"{prefix}retries", ge=0, le=MAX_RETRIES)
+    f.number(timing["quiet_tolerance"], f"{prefix}quiet_tolerance", ge=0, le=100)
+    f.number(timing["quiet_wait_s"], f"{prefix}quiet_wait_s", ge=0, le=MAX_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -97,17 +112,45 @@ class LatencyStats:
 class Timing:
     stats: LatencyStats
     attempts: int
+    #: seconds of timing dropped because the machine ran slow (the quiet-machine gate)
+    dropped_s: float = 0.0
 
 
-def _one_attempt(run_once: Callable[[], object], settings: TimingSettings, clock: Clock):
+@dataclass(frozen=True)
+class _Attempt:
+    stats: LatencyStats
+    dropped_ns: int = 0
+
+
+def _one_attempt(
+    run_once: Callable[[], object], settings: TimingSettings, clock: Clock, gate: Gate | None
+) -> _Attempt:
     samples: list[float] = []
-    start = clock()
-    min_time_ns = settings.min_time_s * 1e9
-    while len(samples) < settings.min_iters or clock() - start < min_time_ns:
-        t0 = clock()
-        run_once()
-        samples.append((clock() - t0) / 1e6)
-    return LatencyStats.from_samples(samples)
+    kept_ns = dropped_ns = 0
+    chunk_ns, wait_ns = CHUNK_S * 1e9, settings.quiet_wait_s * 1e9
+
+    def short(calls: int, elapsed_ns: float) -> bool:
+        return calls < settings.min_iters or elapsed_ns < settings.min_time_s * 1e9
+
+    quiet_before = gate is None or gate()
+    while short(len(samples), kept_ns):
+        chunk: list[float] = []
+        start = clock()
+        while clock() - start < chunk_ns and short(
+            len(samples) + len(chunk), kept_ns + clock() - start
+        ):
+            t0 = clock()
+            run_once()
+            chunk.append((clock() - t0) / 1e6)
+        spent = clock() - start
+        quiet_after = gate is None or gate()
+        if (quiet_before and quiet_after) or dropped_ns >= wait_ns:
+            samples += chunk
+            kept_ns += spent
+        else:
+            dropped_ns += clock() - start  # the probe's time too: quiet_wait_s is wall time
+        quiet_before = quiet_after
+    return _Attempt(LatencyStats.from_samples(samples), dropped_ns)
 
 
 def time_callable(
@@ -115,21 +158,29 @@ def time_callable(
     settings: TimingSettings,
     clock: Clock = time.perf_counter_ns,
     timed: Callable[[Callable[[], object], TimingSettings], LatencyStats] | None = None,
+    gate: Gate | None = None,
 ) -> Timing:
     """Warm up, then time ``run_once``; retry while too noisy and keep the steadiest attempt.
 
     ``timed`` replaces the per-attempt loop for runtimes that time differently (CUDA events).
+    ``gate`` replaces this machine's quiet-machine gate (tests drive it).
     """
     warm_until = clock() + settings.warmup_s * 1e9
     run_once()
     while clock() < warm_until:
         run_once()
-    attempt = timed or (lambda fn, s: _one_attempt(fn, s, clock))
-    best = attempt(run_once, settings)
-    attempts = 1
-    while best.robust_cv > settings.max_cv and attempts <= settings.retries:
-        stats = attempt(run_once, settings)
+    if timed is not None:
+        attempt = lambda: _Attempt(timed(run_once, settings))  # noqa: E731
+    else:
+        if gate is None:
+            gate = quiet_gate(settings.quiet_tolerance)
+        attempt = lambda: _one_attempt(run_once, settings, clock, gate)  # noqa: E731
+    best = attempt()
+    attempts, dropped_ns = 1, best.dropped_ns
+    while best.stats.robust_cv > settings.max_cv and attempts <= settings.retries:
+        this = attempt()
         attempts += 1
-        if stats.robust_cv < best.robust_cv:
-            best = stats
-    return Timing(best, attempts)
+        dropped_ns += this.dropped_ns
+        if this.stats.robust_cv < best.stats.robust_cv:
+            best = this
+    return Timing(best.stats, attempts, dropped_ns / 1e9)

@@ -111,7 +111,10 @@ class DeviceProfile:
         """A recorded profile (a LUT's ``device.profile``) with the fields it predates at their
         defaults, so that a LUT made before a field existed compares equal to today's."""
         defaults = {x.name: x.default for x in fields(cls) if x.default is not MISSING}
-        return {**{k: v for k, v in defaults.items() if k not in recorded}, **recorded}
+        filled = {**{k: v for k, v in defaults.items() if k not in recorded}, **recorded}
+        if isinstance(filled.get("timing"), dict):
+            filled["timing"] = {**TimingSettings().to_dict(), **filled["timing"]}
+        return filled
 
     def timing_dict(self) -> dict[str, Any]:
         return self.timing.to_dict()

@@ -112,6 +112,7 @@ class Bench(Closing):
             "latency_ms": measured.timing.stats.to_dict(),
             "energy_mj": measured.energy_mj,
             "attempts": measured.timing.attempts,
+            "dropped_s": round(measured.timing.dropped_s, 3),
             "origin": {"kind": "measured"},
         }
 

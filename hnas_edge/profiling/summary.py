@@ -50,6 +50,9 @@ class LutSummary:
     transfer: dict[str, Any] | None = None  # `hnas lut transfer`'s record: source, model, fidelity
     batch: int = 1  # samples per call; every figure is per batch
     drift: DriftSummary | None = None
+    #: entries timed with the quiet-machine gate, and the seconds of slow timing they dropped
+    gated: int = 0
+    dropped_s: float = 0.0
 
 
 def _kind(key: str) -> str:
@@ -144,4 +147,6 @@ def summarize(lut: Lut) -> LutSummary:
         transfer=lut.extra.get("transfer"),
         batch=lut.batch,
         drift=_drift(lut.extra.get("drift")),
+        gated=sum("dropped_s" in e for e in lut.entries.values()),
+        dropped_s=sum(e.get("dropped_s", 0.0) for e in lut.entries.values()),
     )

@@ -71,6 +71,15 @@ def print_lut_summary(console: Console, summary: LutSummary, path: Path) -> None
             "(entries corrected to the baseline speed)",
             highlight=False,
         )
+    tolerance = summary.settings.get("quiet_tolerance") or 0
+    if summary.gated:
+        console.print(
+            f"slow spells: {summary.dropped_s:.1f} s of timing dropped while the machine ran slow, "
+            f"over {summary.gated} entries (quiet_tolerance {tolerance:g})"
+            if tolerance > 0
+            else "slow spells: not watched (quiet_tolerance 0)",
+            highlight=False,
+        )
     if summary.transfer:
         transfer = summary.transfer
         latency = transfer.get("latency") or {}

@@ -202,6 +202,12 @@ def test_a_lut_profiled_before_pin_core_existed_resumes_with_todays_profile():
     assert DeviceProfile.with_defaults(recorded)["reference_every"] == 8
 
 
+def test_a_lut_timed_before_the_quiet_gate_existed_compares_equal_to_todays_profile():
+    today = device().to_dict()
+    recorded = {**today, "timing": {k: v for k, v in today["timing"].items() if "quiet" not in k}}
+    assert DeviceProfile.with_defaults(recorded) == today
+
+
 def test_profile_validate_measures_parts_and_networks_in_one_shuffled_queue(slowing, tmp_path):
     lut = profile(ProfileRequest(device(), "avmnist", tmp_path / "l.json", validate=8))
     validation = lut.extra["validation"]

@@ -89,6 +89,8 @@ def test_two_shards_merged_equal_one_unsharded_run(tmp_path, device):
     entry = Lut.load(whole).entries[next(iter(space_keys()))]
     assert entry["origin"] == {"kind": "measured"}
     assert entry["energy_mj"]["estimate"] is True  # no meter: labelled an estimate
+    assert entry["dropped_s"] >= 0  # what the quiet-machine gate dropped is on record
+    assert Lut.load(whole).settings["quiet_tolerance"] == 0.15
     assert run("lut", "check", str(whole), "--space", "avmnist").returncode == 0
 
 
