@@ -622,7 +622,7 @@ def test_validate_says_plainly_when_fidelity_after_calibration_is_low(tmp_path):
     print_validation(console, report(0.5), tmp_path / "cpu.json")
     text = console.export_text()
     assert "fidelity is low" in text and "re-measure on an idle machine" not in text
-    assert "the machine was not busy" in text
+    assert "the machine was not busy" in text and "slow spells" in text
     console = Console(record=True, width=300)
     print_validation(console, report(0.95), tmp_path / "cpu.json")
     assert "fidelity is low" not in console.export_text()

@@ -231,16 +231,16 @@ def print_validation(console: Console, report: ValidationReport, path: Path) -> 
     for line in busy:
         console.print(line, markup=False, highlight=False)
     if report.below_target:
-        # measured on an idle machine, 60–92% is what this project's 2-core test machine gives:
-        # advice to stop other work would then send the user after the wrong cause
+        # on an idle machine the misses are not others' work: advice to stop it would send
+        # the user after the wrong cause
         advice = (
             "re-measure on an idle machine (`hnas profile` and `hnas lut validate` with nothing "
             "else running), and give more --samples"
             if busy
-            else "the machine was not busy, so the misses are likely single timings: now and then "
-            "a part or a network is timed in a session 20-50% slower than the next one "
-            "(docs/luts.md); profile and validate again, give more --samples, and read "
-            "predicted latencies as estimates"
+            else "the machine was not busy, so the misses are likely timings taken in slow spells "
+            "of the machine that the quiet-machine gate let through (docs/luts.md): profile and "
+            "validate again, give more --samples, check that the device TOML's quiet_tolerance "
+            "is not 0, and read predicted latencies as estimates"
         )
         console.print(
             f"fidelity is low: after calibration {report.latency.after.within_10:.0%} of the "
