@@ -1,12 +1,13 @@
 """The quiet-machine gate: host timings kept only while the machine runs at its usual speed.
 
 Shared and virtual machines have slow spells. On the 2-core cloud machines this project is
-built on, every call runs 1.3-1.6x slower for 0.1-4 s at a time, 10-20% of the time, with
-nothing else running in the guest (docs/luts.md). A part or a network timed in such a spell is
-priced that much too high, and one profile disagrees with the next. The spells slow every kind
-of work alike, so a fixed, tiny probe sees them: a 32x32 matrix product, timed between the
-chunks of the timing loop (:func:`hnas_edge.backend.timing.time_callable`). A chunk beside a
-probe that ran more than ``tolerance`` slower than the fastest recent probe is dropped.
+built on, every call runs 1.3-1.6x slower for a few milliseconds to seconds at a time, 9-30% of
+a minute, with nothing else running in the guest (docs/luts.md). A part or a network timed in
+such a spell is priced that much too high, and one profile disagrees with the next. The spells
+slow all the work we timed (onnxruntime parts 1.5-1.6x, a numpy product 1.3x), so a fixed, tiny
+probe sees them: a 32x32 matrix product, timed between the chunks of the timing loop
+(:func:`hnas_edge.backend.timing.time_callable`). A chunk beside a probe that ran more than
+``tolerance`` slower than the fastest recent probe is dropped.
 
 The fastest recent probe is the fastest of the last :data:`MEMORY` probes (about ten seconds of
 timing), so a machine that slows for good (a thermal limit, a new power mode) becomes the new
@@ -26,7 +27,7 @@ import numpy as np
 #: Probes remembered for the usual speed (each follows a chunk of about 20 ms).
 MEMORY = 512
 PROBE_CALLS = 64
-PROBE_SIZE = 32  # small enough that no BLAS library splits it across threads
+PROBE_SIZE = 32  # 4 KiB a matrix: the probe stays in the L1 cache, on one thread
 
 Probe = Callable[[], float]  # the duration of one probe, any fixed unit
 

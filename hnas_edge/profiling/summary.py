@@ -50,7 +50,7 @@ class LutSummary:
     transfer: dict[str, Any] | None = None  # `hnas lut transfer`'s record: source, model, fidelity
     batch: int = 1  # samples per call; every figure is per batch
     drift: DriftSummary | None = None
-    #: entries timed with the quiet-machine gate, and the seconds of slow timing they dropped
+    #: entries that record what the quiet-machine gate dropped (0 before it existed), the sum
     gated: int = 0
     dropped_s: float = 0.0
 
