@@ -101,8 +101,20 @@ def test_a_machine_that_never_quietens_is_timed_after_quiet_wait_s():
         warmup_s=0, min_iters=10, min_time_s=0.02, max_cv=1, retries=0, quiet_wait_s=0.05
     )
     timing = time_callable(clock.call, settings, clock=clock, gate=lambda: False)
-    assert timing.dropped_s == pytest.approx(0.06)  # three chunks of 20 ms, then it gave up
-    assert timing.stats.n == 10 and timing.stats.median == pytest.approx(2.0)
+    assert timing.dropped_s == pytest.approx(0.06)  # three chunks of 20 ms, then, with nothing
+    assert timing.stats.n == 10 and timing.stats.median == pytest.approx(2.0)  # kept, it kept all
+
+
+def test_after_quiet_wait_s_an_attempt_ends_with_the_quiet_calls_it_has():
+    # one quiet chunk at 1 ms a call, then the machine turns slow (3 ms a call) for good
+    clock = FakeClock(iter([1.0] + [1.0] * 20 + [3.0] * 1000))
+    settings = TimingSettings(
+        warmup_s=0, min_iters=100, min_time_s=0.2, max_cv=1, retries=0, quiet_wait_s=0.05
+    )
+    slow_from_the_second_chunk = iter([True, True] + [False] * 100).__next__
+    timing = time_callable(clock.call, settings, clock=clock, gate=slow_from_the_second_chunk)
+    assert timing.stats.n == 20 and timing.stats.median == pytest.approx(1.0)
+    assert timing.dropped_s == pytest.approx(0.063)  # three chunks of 7 calls
 
 
 def test_the_machine_is_quiet_within_tolerance_of_its_fastest_recent_probe():
