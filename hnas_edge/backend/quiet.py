@@ -1,28 +1,25 @@
 """The quiet-machine gate: host timings kept only while the machine runs at its usual speed.
 
-Shared and virtual machines change speed. On the 2-core cloud machines this project is built on,
-every call runs 1.3-1.6x slower for a few milliseconds to seconds at a time, 9-30% of a minute,
-with nothing else running in the guest; an hour later the same machine ran at the slow speed most
-of the time and fast only now and then (docs/luts.md). A part or a network timed at one speed and
-the next at the other are priced up to 1.5x apart, and one profile disagrees with the next. The
-changes slow all the work we timed (onnxruntime parts 1.5-1.6x, a numpy product 1.3x), so a
-fixed, tiny probe sees them: a 32x32 matrix product, timed between the chunks of the timing loop
-(:func:`hnas_edge.backend.timing.time_callable`).
+Shared and virtual machines have slow spells. On the 2-core cloud machines this project is
+built on, every call runs 1.3-1.6x slower for a few milliseconds to seconds at a time, 9-30% of
+a minute, with nothing else running in the guest (docs/luts.md). A part or a network timed in
+such a spell is priced that much too high, and one profile disagrees with the next. The spells
+slow all the work we timed (onnxruntime parts 1.5-1.6x, a numpy product 1.3x), so a fixed, tiny
+probe sees them: a 32x32 matrix product, timed between the chunks of the timing loop
+(:func:`hnas_edge.backend.timing.time_callable`). A chunk beside a probe that ran more than
+``tolerance`` slower than the fastest recent probe is dropped.
 
-The usual speed is the most common one: the densest 5% band of the last :data:`MEMORY` probes
-(about ten seconds of timing). A chunk beside a probe more than ``tolerance`` away from it, on
-either side, is dropped. So on a machine that is mostly fast, its slow spells are dropped; on
-one that is mostly slow, its rare fast moments are, and every timing is taken at the speed most
-of them can be taken at, without waiting for a speed the machine seldom has. A machine that
-changes speed for good (a thermal limit, a new power mode) has a new usual speed ten seconds
-later; the drift reference (:mod:`hnas_edge.profiling.drift`) corrects for such changes.
+The fastest recent probe is the fastest of the last :data:`MEMORY` probes (about ten seconds of
+timing), so a machine that slows for good (a thermal limit, a new power mode) becomes the new
+usual speed instead of a spell waited out forever; the timing loop also stops waiting after
+``quiet_wait_s`` per attempt.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -51,31 +48,18 @@ def matmul_probe(calls: int = PROBE_CALLS, size: int = PROBE_SIZE) -> Probe:
     return probe
 
 
-#: The width of the band of probes whose centre is the usual speed (a ratio).
-BAND = 0.05
-
-
-def usual(probes: Sequence[float], band: float = BAND) -> float:
-    """The centre (median) of the densest band [v, v·(1 + band)] of ``probes``: their mode."""
-    ordered = np.sort(np.asarray(probes, dtype=float))
-    ends = np.searchsorted(ordered, ordered * (1 + band), side="right")
-    start = int(np.argmax(ends - np.arange(len(ordered))))
-    return float(np.median(ordered[start : ends[start]]))
-
-
 class MachineSpeed:
-    """Probes of the machine's speed and its usual speed among the recent ones."""
+    """Probes of the machine's speed and the fastest of the recent ones."""
 
     def __init__(self, probe: Probe, memory: int = MEMORY) -> None:
         self.probe = probe
         self.recent: deque[float] = deque(maxlen=memory)
 
     def quiet(self, tolerance: float) -> bool:
-        """Probe once: is the machine within ``tolerance`` of its usual speed, either side?"""
+        """Probe once: is the machine within ``tolerance`` of its fastest recent probe?"""
         now = self.probe()
         self.recent.append(now)
-        reference = usual(self.recent)
-        return reference / (1 + tolerance) <= now <= reference * (1 + tolerance)
+        return now <= (1 + tolerance) * min(self.recent)
 
 
 @lru_cache(maxsize=1)

@@ -7,10 +7,8 @@ keep the steadiest attempt (spread judged by :attr:`LatencyStats.robust_cv`).
 
 Calls are timed in chunks of about :data:`CHUNK_S`; with the quiet-machine gate on
 (``quiet_tolerance`` > 0, :mod:`hnas_edge.backend.quiet`), a chunk timed while the machine ran
-slow is dropped and timed again. Once ``quiet_wait_s`` has gone on dropped chunks in one
-attempt, the attempt ends with the calls kept so far, however few; with none kept, it times on
-and keeps every chunk. Runtimes that time with their own loop (CUDA events) are not gated: the
-gate watches the host.
+slow is dropped and timed again, for at most ``quiet_wait_s`` per attempt. Runtimes that time
+with their own loop (CUDA events) are not gated: the gate watches the host.
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ class TimingSettings:
     retries: int = 2
     #: drop chunks timed while the machine ran this much slower than usual (0: keep all)
     quiet_tolerance: float = 0.15
-    #: per attempt, at most this much time dropped; then the attempt ends with what it kept
+    #: per attempt, at most this much time dropped; then every chunk is kept
     quiet_wait_s: float = 5.0
 
     def __post_init__(self) -> None:
@@ -136,8 +134,6 @@ def _one_attempt(
 
     quiet_before = gate is None or gate()
     while short(len(samples), kept_ns):
-        if dropped_ns >= wait_ns and len(samples) >= 2:
-            break  # waited long enough: fewer calls timed in quiet beat more timed in a spell
         chunk: list[float] = []
         start = clock()
         while clock() - start < chunk_ns and short(
