@@ -48,6 +48,11 @@ class TimingSettings:
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
 
+    @classmethod
+    def filled(cls, timing: Mapping[str, Any]) -> dict[str, Any]:
+        """``timing`` (a TOML's or a LUT's) with the fields it leaves out at their defaults."""
+        return {**cls().to_dict(), **timing}
+
 
 #: Upper bounds that keep a typo from hanging a profile (an hour of timing per part, ...).
 MAX_SECONDS = 3600.0

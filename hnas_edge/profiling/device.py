@@ -84,7 +84,7 @@ class DeviceProfile:
         f.known(data, known, "")
         timing = f.obj(data.pop("timing", {}), "timing")
         f.known(timing, [x.name for x in fields(TimingSettings)], "timing")
-        timing = {**TimingSettings().to_dict(), **timing}
+        timing = TimingSettings.filled(timing)
         check_device({**data, "timing": timing}, f)
         return cls(**data, timing=TimingSettings(**timing))
 
@@ -113,7 +113,7 @@ class DeviceProfile:
         defaults = {x.name: x.default for x in fields(cls) if x.default is not MISSING}
         filled = {**{k: v for k, v in defaults.items() if k not in recorded}, **recorded}
         if isinstance(filled.get("timing"), dict):
-            filled["timing"] = {**TimingSettings().to_dict(), **filled["timing"]}
+            filled["timing"] = TimingSettings.filled(filled["timing"])
         return filled
 
     def timing_dict(self) -> dict[str, Any]:
