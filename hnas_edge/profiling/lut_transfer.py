@@ -46,6 +46,9 @@ from hnas_edge.profiling.transfer import (
     choose,
     cross_validate,
     fine_group,
+    group_of,
+    is_macs_column,
+    macs_column,
 )
 from hnas_edge.profiling.validate import measure_networks
 from hnas_edge.space.mmnn import MultimodalArch, arch_parts
@@ -99,7 +102,17 @@ class TransferReport:
 
     def warnings(self) -> list[str]:
         """What a user should know before trusting the LUT: a source that says little here."""
-        model = self.latency.selection.model
+        selection = self.latency.selection
+        model = selection.model
+        if model.grouping == "macs":
+            errors = selection.loo_error
+            best = min((g for g in errors if g != "macs"), key=errors.get)
+            return [
+                f"the parts' MACs predicted this device better than the source's costs (leave-"
+                f"one-out error {errors['macs']:.1%} against {errors[best]:.1%} for {best}): the "
+                "LUT prices every part from its MACs, fitted on the networks measured here, and "
+                "does not use the source; profile this device for a LUT of its own"
+            ]
         priced = [v for g, v in model.scales.items() if g != UNPRICED]
         rho = self.latency.held_out_source.spearman
         if priced and not any(priced):
@@ -162,8 +175,13 @@ def energy_basis(source: Lut, preset: SpacePreset) -> str:
     return "energy" if all(source.energy_mj(k) is not None for k in held) else "latency"
 
 
-def part_value(source: Lut, spec: LayerSpec, basis: str) -> tuple[str, float]:
-    """(fine group, figure) of one part: the source's figure, or its MMACs where it has none."""
+def part_value(
+    source: Lut, spec: LayerSpec, basis: str, grouping: str | None = None
+) -> tuple[str, float]:
+    """(column, figure) of one part: the source's figure, or its MMACs where the source has none
+    or the ``macs`` grouping prices every part by its MACs."""
+    if grouping == "macs":
+        return macs_column(fine_group(spec)), spec.macs() / 1e6
     if spec.key in source:
         value = source.latency_ms(spec.key) if basis == "latency" else source.energy_mj(spec.key)
         return fine_group(spec), float(value or 0.0)
@@ -173,13 +191,14 @@ def part_value(source: Lut, spec: LayerSpec, basis: str) -> tuple[str, float]:
 def network_row(
     source: Lut, preset: SpacePreset, arch: dict[str, Any], basis: str
 ) -> tuple[dict[str, float], int]:
-    """A network's source figures summed per fine group, and its number of parts (as we run
-    it: the ``ours`` accounting)."""
+    """A network's source figures and its MMACs, each summed per fine group (the ``macs``
+    grouping's columns), and its number of parts (as we run it: the ``ours`` accounting)."""
     parts = arch_parts(preset, MultimodalArch.from_dict(arch))
     row: dict[str, float] = {}
     for _, spec in parts:
-        group, value = part_value(source, spec, basis)
-        row[group] = row.get(group, 0.0) + value
+        for grouping in (None, "macs"):
+            column, value = part_value(source, spec, basis, grouping)
+            row[column] = row.get(column, 0.0) + value
     return row, len(parts)
 
 
@@ -190,7 +209,10 @@ def _fit_metric(
     measured = [n.latency_ms if metric == "latency" else n.energy_mj for n in networks]
     selection = choose(rows, counts, measured)
     predicted = cross_validate(rows, counts, measured)
-    sums = [sum(v for g, v in row.items() if g != UNPRICED) for row in rows]
+    sums = [
+        sum(v for g, v in row.items() if group_of(g, "fine") not in (UNPRICED, None))
+        for row in rows
+    ]
     return MetricTransfer(basis, selection, fidelity(predicted, measured), fidelity(sums, measured))
 
 
@@ -263,8 +285,9 @@ def _entry(
     device: DeviceProfile,
     source_info: dict[str, Any],
 ) -> dict[str, Any]:
-    group, value = part_value(source, spec, "latency")
-    scale = latency.selection.model.scale_of(group)
+    lat_model = latency.selection.model
+    group, value = part_value(source, spec, "latency", lat_model.grouping)
+    scale = lat_model.scale_of(group)
     latency_ms = scale * value
     if energy is None:
         power = device.nominal_power_w
@@ -276,8 +299,9 @@ def _entry(
             "nominal_power_w": power,
         }
     else:
-        e_group, e_value = part_value(source, spec, energy.basis)
-        e_scale = energy.selection.model.scale_of(e_group)
+        e_model = energy.selection.model
+        e_group, e_value = part_value(source, spec, energy.basis, e_model.grouping)
+        e_scale = e_model.scale_of(e_group)
         energy_mj = {"total": e_scale * e_value, "dynamic": None, "source": "transferred"}
     return {
         "spec": spec.to_dict(),
@@ -290,7 +314,7 @@ def _entry(
             "group": group,
             "scale": scale,
             "source_value": value,
-            "source_unit": "MMAC" if group == UNPRICED else "ms",
+            "source_unit": "MMAC" if group == UNPRICED or is_macs_column(group) else "ms",
         },
     }
 

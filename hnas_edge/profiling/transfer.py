@@ -16,7 +16,12 @@ Candidate groupings, coarse to fine:
 - ``global``: every priced part shares one scale (the source is right up to a factor);
 - ``kind``: one scale per spec kind (conv, mbconv, linear, maxout, adapter, fusion);
 - ``fine``: as ``kind``, but MBConv split by kernel and squeeze-excitation and one scale per
-  fusion operator.
+  fusion operator;
+- ``macs``: the source is not used; every part is priced by its MACs, one cost per MMAC per fine
+  group (columns :func:`macs_column`). It is the fallback for a source that says little of the
+  target (a GPU's eager per-kernel figures for a CPU): measured on a 2-core CPU from the paper's
+  TX2 table with 20 networks, 89% within ±10% against 65% for ``fine`` (docs/luts.md). Listed
+  last, it wins only where it beats every grouping of the source by :data:`SIMPLER_WITHIN`.
 
 The fit minimises relative error (rows weighted by 1/measured, as the calibration of
 :func:`hnas_edge.profiling.fidelity.fit_calibration`), so small and large networks count alike.
@@ -38,9 +43,10 @@ import numpy as np
 
 from hnas_edge.space.specs import FusionOpSpec, LayerSpec, MBConvSpec
 
-GROUPINGS = ("global", "kind", "fine")
+GROUPINGS = ("global", "kind", "fine", "macs")
 UNPRICED = "unpriced (per MMAC)"
 ALL = "all"
+_PER_MMAC = " per MMAC"
 #: A finer grouping must beat the simplest one within this factor of its leave-one-out error.
 SIMPLER_WITHIN = 1.10
 #: Folds of the cross-validation that reports a transfer's fidelity.
@@ -56,10 +62,22 @@ def fine_group(spec: LayerSpec) -> str:
     return spec.kind
 
 
-def group_of(fine: str, grouping: str) -> str:
-    """The column a fine group belongs to under ``grouping``."""
-    if fine == UNPRICED:
-        return UNPRICED
+def macs_column(fine: str) -> str:
+    """The column of the MACs (in millions) of a fine group's parts: the ``macs`` grouping's."""
+    return fine + _PER_MMAC
+
+
+def is_macs_column(name: str) -> bool:
+    return name.endswith(_PER_MMAC) and name != UNPRICED
+
+
+def group_of(fine: str, grouping: str) -> str | None:
+    """The column a fine group (or a MACs column) belongs to under ``grouping``; None where the
+    grouping does not use it (the source's figures under ``macs``, MACs columns elsewhere)."""
+    if (grouping == "macs") != is_macs_column(fine):
+        return None
+    if grouping == "macs" or fine == UNPRICED:
+        return fine
     if grouping == "global":
         return ALL
     if grouping == "kind":
@@ -79,7 +97,8 @@ class TransferModel:
     fitted_on: int
 
     def scale_of(self, fine: str) -> float:
-        return self.scales.get(group_of(fine, self.grouping), 0.0)
+        group = group_of(fine, self.grouping)
+        return 0.0 if group is None else self.scales.get(group, 0.0)
 
     def predict(self, columns: Mapping[str, float], n_parts: int) -> float:
         """One network from its fine-group sums."""
@@ -150,17 +169,14 @@ def _solve(a: np.ndarray, y: np.ndarray, passive: np.ndarray) -> np.ndarray:
 
 
 def _columns(rows: Sequence[Mapping[str, float]], grouping: str) -> tuple[list[str], np.ndarray]:
-    names: list[str] = []
-    for row in rows:
-        for fine in row:
-            group = group_of(fine, grouping)
-            if group not in names:
-                names.append(group)
-    names.sort(key=lambda g: (g == UNPRICED, g))
+    used = {group_of(fine, grouping) for row in rows for fine in row} - {None}
+    names = sorted(used, key=lambda g: (g == UNPRICED, g))
     matrix = np.zeros((len(rows), len(names)))
     for i, row in enumerate(rows):
         for fine, value in row.items():
-            matrix[i, names.index(group_of(fine, grouping))] += value
+            group = group_of(fine, grouping)
+            if group is not None:
+                matrix[i, names.index(group)] += value
     return names, matrix
 
 

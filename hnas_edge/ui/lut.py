@@ -264,7 +264,9 @@ def source_text(source: Mapping[str, Any]) -> str:
 
 def _scales_text(model: TransferModel, unit: str) -> str:
     scales = ", ".join(
-        f"{group} ×{value:.3g}" if "MMAC" not in group else f"{group} {value:.3g} {unit}/MMAC"
+        f"{group.removesuffix(' per MMAC')} {value:.3g} {unit}/MMAC"
+        if "MMAC" in group
+        else f"{group} ×{value:.3g}"
         for group, value in model.scales.items()
     )
     return (
@@ -286,8 +288,13 @@ def print_transfer(console: Console, report: TransferReport, path: Path) -> None
             continue
         model = transferred.selection.model
         errors = ", ".join(f"{g} {e:.1%}" for g, e in transferred.selection.loo_error.items())
+        basis = (
+            "the parts' MACs (the source is not used)"
+            if model.grouping == "macs"
+            else f"the source's {transferred.basis}"
+        )
         console.print(
-            f"{metric} from the source's {transferred.basis}: model [bold]{model.grouping}[/]"
+            f"{metric} from {basis}: model [bold]{model.grouping}[/]"
             + (f" (leave-one-out error: {errors})" if errors else ""),
             highlight=False,
         )
@@ -306,7 +313,8 @@ def print_transfer(console: Console, report: TransferReport, path: Path) -> None
                 "-" if label == "source sums" else f"{f.mean_abs_rel_error:.1%}",
             )
     console.print(table)
-    if report.unpriced:
+    fitted = [m.selection.model for m in (report.latency, report.energy) if m is not None]
+    if report.unpriced and any(model.grouping != "macs" for model in fitted):
         kinds = ", ".join(f"{kind}: {n}" for kind, n in report.unpriced.items())
         console.print(
             f"parts the source does not price ({kinds}) are priced by their MACs", highlight=False

@@ -39,7 +39,8 @@ from hnas_edge.profiling.transfer import (
 from hnas_edge.profiling.validate import WholeNetwork, sample_archs
 from hnas_edge.space.mmnn import MultimodalArch, arch_parts
 from hnas_edge.space.presets import get_preset
-from hnas_edge.ui.lut import print_lut_summary
+from hnas_edge.space.specs import MBConvSpec
+from hnas_edge.ui.lut import print_lut_summary, print_transfer
 
 PRESET = get_preset("avmnist")
 TARGET = DeviceProfile.from_dict(
@@ -183,6 +184,47 @@ def test_a_source_that_says_nothing_of_the_target_is_flagged(tmp_path):
     lut, report = transferred(tmp_path, source, nets)
     assert "fitted to 0" in report.warnings()[0]
     assert lut.extra["transfer"]["warnings"] == report.warnings()
+
+
+def test_a_target_its_macs_predict_better_than_the_source_is_priced_by_macs_and_flagged(tmp_path):
+    """A source whose figures are noise for the target (as a GPU's eager per-kernel times are for
+    a CPU) and a target whose cost follows each part's MACs: the ``macs`` grouping wins, every
+    entry is its MACs times its group's cost per MMAC, and the report says the source is unused."""
+    rng = np.random.default_rng(3)
+    noise = tmp_path / "noise.json"
+    Lut(
+        device={"name": "noise", "runtime": "r", "precision": "fp32"},
+        entries={
+            s.key: {"latency_ms": {"median": float(rng.uniform(0.01, 1.0))}}
+            for s in PRESET.all_specs()
+        },
+    ).save(noise)
+    source = Lut.load(noise)
+
+    def per_mmac(spec):
+        return 0.02 if isinstance(spec, MBConvSpec) else 0.005
+
+    def measured(arch):
+        parts = parts_of(arch)
+        return sum(per_mmac(s) * s.macs() / 1e6 for _, s in parts) + PER_PART * len(parts)
+
+    nets = [WholeNetwork(a, measured(a), None) for a in sample_archs("avmnist", 40, seed=0)]
+    lut, report = transferred(tmp_path, source, nets)
+    selection = report.latency.selection
+    assert selection.model.grouping == "macs"
+    assert selection.loo_error["macs"] < 1e-6
+    assert all(selection.loo_error[g] > 0.01 for g in ("global", "kind", "fine"))
+    assert "MACs predicted this device better" in report.warnings()[0]
+    mbconv = next(s for s in PRESET.all_specs() if isinstance(s, MBConvSpec))
+    origin = lut.entries[mbconv.key]["origin"]
+    assert origin["source_unit"] == "MMAC" and origin["scale"] == pytest.approx(0.02, rel=1e-6)
+    for arch in sample_archs("avmnist", 5, seed=99):
+        assert predict(lut, parts_of(arch)).latency_ms == pytest.approx(measured(arch), rel=1e-6)
+    console = Console(record=True, width=300)
+    print_transfer(console, report, tmp_path / "new.json")
+    text = console.export_text()
+    assert "latency from the parts' MACs (the source is not used): model macs" in text
+    assert "mbconv k3 0.02 ms/MMAC" in text
 
 
 def test_a_target_that_meters_energy_gets_its_energy_fitted_from_the_source_energy(tmp_path):
