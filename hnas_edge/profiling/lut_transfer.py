@@ -41,12 +41,12 @@ from hnas_edge.profiling.measure import Bench, HostInfo, WholeNetwork
 from hnas_edge.profiling.profiler import device_header
 from hnas_edge.profiling.transfer import (
     FOLDS,
+    MACS,
     UNPRICED,
     Selection,
     choose,
     cross_validate,
     fine_group,
-    group_of,
     is_macs_column,
     macs_column,
 )
@@ -104,12 +104,12 @@ class TransferReport:
         """What a user should know before trusting the LUT: a source that says little here."""
         selection = self.latency.selection
         model = selection.model
-        if model.grouping == "macs":
+        if model.grouping == MACS:
             errors = selection.loo_error
-            best = min((g for g in errors if g != "macs"), key=errors.get)
+            best = min((g for g in errors if g != MACS), key=errors.get)
             return [
                 f"the parts' MACs predicted this device better than the source's costs (leave-"
-                f"one-out error {errors['macs']:.1%} against {errors[best]:.1%} for {best}): the "
+                f"one-out error {errors[MACS]:.1%} against {errors[best]:.1%} for {best}): the "
                 "LUT prices every part from its MACs, fitted on the networks measured here, and "
                 "does not use the source; profile this device for a LUT of its own"
             ]
@@ -180,7 +180,7 @@ def part_value(
 ) -> tuple[str, float]:
     """(column, figure) of one part: the source's figure, or its MMACs where the source has none
     or the ``macs`` grouping prices every part by its MACs."""
-    if grouping == "macs":
+    if grouping == MACS:
         return macs_column(fine_group(spec)), spec.macs() / 1e6
     if spec.key in source:
         value = source.latency_ms(spec.key) if basis == "latency" else source.energy_mj(spec.key)
@@ -196,7 +196,7 @@ def network_row(
     parts = arch_parts(preset, MultimodalArch.from_dict(arch))
     row: dict[str, float] = {}
     for _, spec in parts:
-        for grouping in (None, "macs"):
+        for grouping in (None, MACS):
             column, value = part_value(source, spec, basis, grouping)
             row[column] = row.get(column, 0.0) + value
     return row, len(parts)
@@ -210,8 +210,7 @@ def _fit_metric(
     selection = choose(rows, counts, measured)
     predicted = cross_validate(rows, counts, measured)
     sums = [
-        sum(v for g, v in row.items() if group_of(g, "fine") not in (UNPRICED, None))
-        for row in rows
+        sum(v for g, v in row.items() if g != UNPRICED and not is_macs_column(g)) for row in rows
     ]
     return MetricTransfer(basis, selection, fidelity(predicted, measured), fidelity(sums, measured))
 

@@ -43,10 +43,13 @@ import numpy as np
 
 from hnas_edge.space.specs import FusionOpSpec, LayerSpec, MBConvSpec
 
-GROUPINGS = ("global", "kind", "fine", "macs")
+#: The grouping that prices parts by their MACs alone (the source unused).
+MACS = "macs"
+GROUPINGS = ("global", "kind", "fine", MACS)
 UNPRICED = "unpriced (per MMAC)"
 ALL = "all"
-_PER_MMAC = " per MMAC"
+#: The suffix of a MACs column's name (:func:`macs_column`).
+PER_MMAC = " per MMAC"
 #: A finer grouping must beat the simplest one within this factor of its leave-one-out error.
 SIMPLER_WITHIN = 1.10
 #: Folds of the cross-validation that reports a transfer's fidelity.
@@ -64,19 +67,19 @@ def fine_group(spec: LayerSpec) -> str:
 
 def macs_column(fine: str) -> str:
     """The column of the MACs (in millions) of a fine group's parts: the ``macs`` grouping's."""
-    return fine + _PER_MMAC
+    return fine + PER_MMAC
 
 
 def is_macs_column(name: str) -> bool:
-    return name.endswith(_PER_MMAC) and name != UNPRICED
+    return name.endswith(PER_MMAC)
 
 
 def group_of(fine: str, grouping: str) -> str | None:
     """The column a fine group (or a MACs column) belongs to under ``grouping``; None where the
     grouping does not use it (the source's figures under ``macs``, MACs columns elsewhere)."""
-    if (grouping == "macs") != is_macs_column(fine):
+    if (grouping == MACS) != is_macs_column(fine):
         return None
-    if grouping == "macs" or fine == UNPRICED:
+    if grouping == MACS or fine == UNPRICED:
         return fine
     if grouping == "global":
         return ALL

@@ -13,6 +13,7 @@ from rich.table import Table
 from hnas_edge.profiling.lut import Calibration, Lut
 from hnas_edge.profiling.state import load_warnings
 from hnas_edge.profiling.summary import LutSummary
+from hnas_edge.profiling.transfer import MACS, PER_MMAC, TransferModel
 from hnas_edge.ui.text import warn
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from hnas_edge.profiling.cost import CostBreakdown
     from hnas_edge.profiling.coverage import Coverage
     from hnas_edge.profiling.lut_transfer import TransferReport
-    from hnas_edge.profiling.transfer import TransferModel
     from hnas_edge.profiling.validate import MetricReport, ValidationReport
 
 
@@ -264,7 +264,7 @@ def source_text(source: Mapping[str, Any]) -> str:
 
 def _scales_text(model: TransferModel, unit: str) -> str:
     scales = ", ".join(
-        f"{group.removesuffix(' per MMAC')} {value:.3g} {unit}/MMAC"
+        f"{group.removesuffix(PER_MMAC)} {value:.3g} {unit}/MMAC"
         if "MMAC" in group
         else f"{group} ×{value:.3g}"
         for group, value in model.scales.items()
@@ -290,7 +290,7 @@ def print_transfer(console: Console, report: TransferReport, path: Path) -> None
         errors = ", ".join(f"{g} {e:.1%}" for g, e in transferred.selection.loo_error.items())
         basis = (
             "the parts' MACs (the source is not used)"
-            if model.grouping == "macs"
+            if model.grouping == MACS
             else f"the source's {transferred.basis}"
         )
         console.print(
@@ -314,7 +314,7 @@ def print_transfer(console: Console, report: TransferReport, path: Path) -> None
             )
     console.print(table)
     fitted = [m.selection.model for m in (report.latency, report.energy) if m is not None]
-    if report.unpriced and any(model.grouping != "macs" for model in fitted):
+    if report.unpriced and any(model.grouping != MACS for model in fitted):
         kinds = ", ".join(f"{kind}: {n}" for kind, n in report.unpriced.items())
         console.print(
             f"parts the source does not price ({kinds}) are priced by their MACs", highlight=False
