@@ -27,7 +27,7 @@ norm's running statistics and the losses in fp32. bfloat16 has fp32's exponent r
 scaling is needed; fp16 (which would need it) is not offered. ``auto`` is bf16 on a CUDA GPU that
 supports it (Ampere and newer, Jetson Orin) and fp32 everywhere else, the CPU included: the CPU
 path stays bit-for-bit fp32 unless ``--amp bf16`` asks otherwise (on a CPU with AVX512-BF16 it
-made stage 2 1.69× faster and supernet training 1.4–1.6× slower: see the README).
+made stage 2 1.7–1.8× faster and supernet training 1.4–1.6× slower: see the README).
 
 Checkpoints and saved weights are always CPU tensors (:func:`to_cpu`), so a model trained or
 searched on a GPU exports and deploys anywhere.

@@ -15,6 +15,14 @@ hits all pairs alike. Reported: the median and the spread (min–max) of each st
 repeats, the derived operators and the validation metric (the same in every repeat on the CPU:
 a change there is a change of result, not of speed), peak GPU memory on CUDA, and the ratios of
 medians: paper / small per accelerator, cpu / cuda per budget.
+
+Also reported, per (budget, accelerator): the floor of DARTS on this machine, an estimate. The
+FLOPs of DARTS's matrix products (forward and backward) are counted by torch on one weight step
+and one architecture step of the candidate and scaled to the budget's epochs and samples; this
+machine's rate is the best it reaches, in the accelerator's precision, on the products that make
+most of them (a node's X or Y map, forward and both gradients). FLOPs / rate is what those
+products alone take at that rate, whatever the code around them: no rewrite of the same
+arithmetic gets DARTS below it; a lower precision or less arithmetic (another budget) can.
 """
 
 from __future__ import annotations
@@ -22,21 +30,24 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from hnas_edge.accelerator import Compute
 from hnas_edge.io import atomic_write_json, provenance
 from hnas_edge.search.cache import BackboneCache
 from hnas_edge.search.config import SearchConfig, get_budget
 from hnas_edge.search.context import SearchContext, SearchInputs
-from hnas_edge.search.darts import DartsConfig
+from hnas_edge.search.darts import DartsConfig, FusionSupernet, search_fusion
 from hnas_edge.search.evaluate import FusionJob, fuse_candidate
 from hnas_edge.search.evolution import Individual, random_individual
 from hnas_edge.search.records import individual_id
+from hnas_edge.space.mmnn import candidates
 
 STEPS = ("features", "darts", "finetune")
 
@@ -78,6 +89,64 @@ def run_once(context: SearchContext, individual: Individual) -> dict[str, Any]:
         "operators": [node["op"] for cell in cells for node in cell["nodes"]],
         "peak_memory_mb": record["gpu"]["peak_memory_mb"] if record.get("gpu") else None,
     }
+
+
+def darts_flops(context: SearchContext, individual: Individual) -> float:
+    """FLOPs of the matrix products of ``individual``'s DARTS at ``context``'s budget: counted on
+    one batch (a weight and an architecture step), scaled by epochs × training samples / batch."""
+    preset, darts, device = context.preset, context.config.darts, context.device
+    batch = darts.batch_size
+    features = [torch.zeros(batch, *c.shape, device=device) for c in candidates(preset)]
+    labels = context.labels["train"][:batch]
+    supernet = FusionSupernet.of(preset, individual.cells, individual.nodes, darts.operators)
+    with FlopCounterMode(display=False) as counter:
+        search_fusion(
+            supernet.to(device),
+            (features, labels),
+            (features, labels),
+            context.task,
+            context.op_costs,
+            replace(darts, epochs=1),
+            context.precision,
+        )
+    return counter.get_total_flops() * darts.epochs * len(context.labels["train"]) / batch
+
+
+def product_rate(context: SearchContext, burst_s: float = 0.1, bursts: int = 5) -> float:
+    """The best FLOP/s measured here, in ``context``'s precision, on the three products of a
+    node's X (or Y) map — forward (B·L × C by C × 3C), its input's gradient (B·L × 3C by 3C × C)
+    and its weight's (3C × B·L by B·L × C) — which make most of DARTS's arithmetic. The best of
+    several short bursts: a slow spell of a shared machine would raise the floor."""
+    preset, device = context.preset, context.device
+    C, rows = preset.fusion_C, context.config.darts.batch_size * preset.fusion_L
+    shapes = (((rows, C), (C, 3 * C)), ((rows, 3 * C), (3 * C, C)), ((3 * C, rows), (rows, C)))
+
+    def took(a: torch.Tensor, b: torch.Tensor, n: int) -> float:
+        with context.precision.autocast():
+            torch.matmul(a, b)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            for _ in range(n):
+                torch.matmul(a, b)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    best = 0.0
+    for left, right in shapes:
+        a, b = torch.randn(left, device=device), torch.randn(right, device=device)
+        n = 1
+        while took(a, b, n) < burst_s:
+            n *= 2
+        fastest = min(took(a, b, n) for _ in range(bursts))
+        best = max(best, 2 * left[0] * left[1] * right[1] * n / fastest)
+    return best
+
+
+def floor(context: SearchContext, individual: Individual) -> dict[str, float]:
+    flops, rate = darts_flops(context, individual), product_rate(context)
+    return {"darts_gflop": flops / 1e9, "gflop_per_s": rate / 1e9, "seconds": flops / rate}
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -141,6 +210,8 @@ def main(argv: list[str] | None = None) -> None:
                   + f"  val {run['val_metric']:.4f}  {' '.join(run['operators'])}",
                   flush=True)  # fmt: skip
     rows = {key: summarise(value) for key, value in runs.items()}
+    for key, context in built.items():
+        rows[key]["darts_floor"] = floor(context, individual)
     print("\nbudget  device  total s (median, min–max)   features   darts   finetune   peak MB")
     for (budget, accelerator), row in rows.items():
         total = row["seconds"]
@@ -149,6 +220,13 @@ def main(argv: list[str] | None = None) -> None:
               + f"   {row['peak_memory_mb'] or '-'}")  # fmt: skip
     for line in ratios(rows, args):
         print(line)
+    print("\nDARTS floor (estimate: its products' FLOPs counted, at this machine's best rate "
+          "measured on a node's products)")  # fmt: skip
+    for (budget, accelerator), row in rows.items():
+        low, darts = row["darts_floor"], row["darts"]["median"]
+        print(f"{budget:>6}  {accelerator:>6}  {low['darts_gflop']:8.0f} GFLOP at "
+              f"{low['gflop_per_s']:6.1f} GFLOP/s: ≥ {low['seconds']:6.1f} s; DARTS took "
+              f"{darts:.1f} s, {darts / low['seconds']:.2f}× it")  # fmt: skip
     if args.out is not None:
         atomic_write_json(
             args.out,
