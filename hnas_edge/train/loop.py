@@ -4,7 +4,8 @@ epoch, resumable, early-stopped on the validation split.
 Output folder::
 
     OUT/train.json               settings, versions, the task's metric (``metric``: accuracy or
-                                 weighted_f1), per-modality history and final validation metrics,
+                                 weighted_f1), per-modality history (each epoch's loss, validation
+                                 metric and seconds) and final validation metrics,
                                  the device each modality trained on (``accelerator``)
     OUT/<modality>/supernet.pt   the weights of the best epoch (weights_only-safe)
     OUT/<modality>/checkpoint.pt everything needed to resume (weights, optimiser, RNG states)
@@ -123,11 +124,14 @@ def train_modality(
         if progress:
             progress(modality, state["epoch"], cfg.epochs, {})
         while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience:
-            epoch = state["epoch"]
+            epoch, start = state["epoch"], time.perf_counter()
             loss = _epoch(net, data, cfg, optimizer, rng, epoch, precision)
             scheduler.step()
-            val = _metric(net, max_config, data, cfg, precision)
-            state["history"].append({"epoch": epoch + 1, "loss": loss, "val_metric_max": val})
+            val = _metric(net, max_config, data, cfg, precision)  # a float: the device is done
+            seconds = time.perf_counter() - start  # the epoch's training and its validation
+            state["history"].append(
+                {"epoch": epoch + 1, "loss": loss, "val_metric_max": val, "seconds": seconds}
+            )
             if val > state["best"]:
                 state["best"], state["bad_epochs"] = val, 0
                 checkpoint.save(folder / "supernet.pt", {"model": net.state_dict()})

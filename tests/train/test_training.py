@@ -118,6 +118,9 @@ def test_an_interrupted_run_resumes_to_the_same_weights_and_a_finished_one_is_le
         train("avdigits", split, TINY, progress=kill_after_first_epoch)
     record = train("avdigits", split, TINY, resume=True)
     assert record["modalities"]["image"]["epochs_run"] == 2
+    history = record["modalities"]["image"]["history"]
+    assert [entry["epoch"] for entry in history] == [1, 2]  # the killed run's epoch kept
+    assert all(entry["seconds"] > 0 for entry in history)  # each epoch's time, for s/epoch
     for modality in ("image", "audio"):
         a, b = weights(whole, modality), weights(split, modality)
         for name in a:
