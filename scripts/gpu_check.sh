@@ -9,16 +9,23 @@
 #   profile  a full `gpu` profile of GPU_CHECK_SPACE (avmnist; torch on CUDA with CUDA graphs,
 #            NVML energy) and its end-to-end validation on GPU_CHECK_SAMPLES (20) networks
 # Usage: scripts/gpu_check.sh OUT_DIR [STAGE ...]   (no stage: all, in the order above)
-# Device time is short: the first three answer issue 16 in a few minutes; run the others in a
-# second call if time is left. A stage run again in the same OUT_DIR continues what it finished
-# (training kept, the search resumed). Every stage reads the LUT shipped with the golden tests (a
-# real cpu LUT of avmnist) instead of profiling one; bench trains its supernets if search did not.
+# Device time is short: the first three time training and search on the GPU in a few minutes;
+# run the others in a second call if time is left. A stage run again in the same OUT_DIR
+# continues what it finished (training kept, the search resumed). Every stage reads the LUT
+# shipped with the golden tests (a real cpu LUT of avmnist) instead of profiling one; bench
+# trains its supernets if search did not.
 set -uo pipefail
 usage="usage: scripts/gpu_check.sh OUT_DIR [search|train|bench|tests|profile ...]"
 out=${1:?$usage}
 shift
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(search train bench tests profile)
+for stage in "${stages[@]}"; do
+    case $stage in
+        search | train | bench | tests | profile) ;;
+        *) echo "unknown stage '$stage'; $usage" >&2; exit 2 ;;
+    esac
+done
 space=${GPU_CHECK_SPACE:-avmnist}
 samples=${GPU_CHECK_SAMPLES:-20}
 lut=tests/golden/data/cpu-measured.json
@@ -26,13 +33,6 @@ supernets="$out/cuda-sn"
 mkdir -p "$out"
 hnas() { python3 -c "from hnas_edge.cli import main; main()" "$@"; }
 export PYTHONUNBUFFERED=1 COLUMNS=120
-
-for stage in "${stages[@]}"; do
-    case $stage in
-        search | train | bench | tests | profile) ;;
-        *) echo "unknown stage '$stage'; $usage" >&2; exit 2 ;;
-    esac
-done
 
 supernets_on_cuda() {
     [ -f "$supernets/train.json" ] && return
