@@ -47,7 +47,7 @@ from hnas_edge.profiling.transfer import (
     choose,
     cross_validate,
     fine_group,
-    is_macs_column,
+    in_mmac,
     macs_column,
 )
 from hnas_edge.profiling.validate import measure_networks
@@ -209,9 +209,7 @@ def _fit_metric(
     measured = [n.latency_ms if metric == "latency" else n.energy_mj for n in networks]
     selection = choose(rows, counts, measured)
     predicted = cross_validate(rows, counts, measured)
-    sums = [
-        sum(v for g, v in row.items() if g != UNPRICED and not is_macs_column(g)) for row in rows
-    ]
+    sums = [sum(v for g, v in row.items() if not in_mmac(g)) for row in rows]
     return MetricTransfer(basis, selection, fidelity(predicted, measured), fidelity(sums, measured))
 
 
@@ -313,7 +311,7 @@ def _entry(
             "group": group,
             "scale": scale,
             "source_value": value,
-            "source_unit": "MMAC" if group == UNPRICED or is_macs_column(group) else "ms",
+            "source_unit": "MMAC" if in_mmac(group) else "ms",
         },
     }
 

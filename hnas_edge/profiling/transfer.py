@@ -74,6 +74,12 @@ def is_macs_column(name: str) -> bool:
     return name.endswith(PER_MMAC)
 
 
+def in_mmac(column: str) -> bool:
+    """Whether a column holds MACs in millions (:data:`UNPRICED` or a ``macs`` column), not the
+    source's figures."""
+    return column == UNPRICED or is_macs_column(column)
+
+
 def group_of(fine: str, grouping: str) -> str | None:
     """The column a fine group (or a MACs column) belongs to under ``grouping``; None where the
     grouping does not use it (the source's figures under ``macs``, MACs columns elsewhere)."""

@@ -13,7 +13,7 @@ from rich.table import Table
 from hnas_edge.profiling.lut import Calibration, Lut
 from hnas_edge.profiling.state import load_warnings
 from hnas_edge.profiling.summary import LutSummary
-from hnas_edge.profiling.transfer import MACS, PER_MMAC, TransferModel
+from hnas_edge.profiling.transfer import MACS, PER_MMAC, TransferModel, in_mmac
 from hnas_edge.ui.text import warn
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ def source_text(source: Mapping[str, Any]) -> str:
 def _scales_text(model: TransferModel, unit: str) -> str:
     scales = ", ".join(
         f"{group.removesuffix(PER_MMAC)} {value:.3g} {unit}/MMAC"
-        if "MMAC" in group
+        if in_mmac(group)
         else f"{group} ×{value:.3g}"
         for group, value in model.scales.items()
     )
