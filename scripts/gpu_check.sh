@@ -16,7 +16,8 @@
 # trains its supernets if search did not.
 set -uo pipefail
 usage="usage: scripts/gpu_check.sh OUT_DIR [search|train|bench|tests|profile ...]"
-out=${1:?$usage}
+[ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
+out=$1
 shift
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(search train bench tests profile)
@@ -28,7 +29,8 @@ for stage in "${stages[@]}"; do
 done
 space=${GPU_CHECK_SPACE:-avmnist}
 samples=${GPU_CHECK_SAMPLES:-20}
-lut=tests/golden/data/cpu-measured.json
+repo=$(cd "$(dirname "$0")/.." && pwd)
+lut="$repo/tests/golden/data/cpu-measured.json"
 supernets="$out/cuda-sn"
 mkdir -p "$out"
 hnas() { python3 -c "from hnas_edge.cli import main; main()" "$@"; }
@@ -108,9 +110,11 @@ stage_bench() {
     SECONDS=0
     {
         supernets_on_cuda
-        python3 scripts/bench_stage2.py --lut "$lut" --supernets "$supernets" --budgets small \
+        python3 "$repo/scripts/bench_stage2.py" --lut "$lut" --supernets "$supernets" \
+            --budgets small \
             --accelerators cpu cuda:off cuda --repeats 2 --out "$out/bench-small.json"
-        python3 scripts/bench_stage2.py --lut "$lut" --supernets "$supernets" --budgets paper \
+        python3 "$repo/scripts/bench_stage2.py" --lut "$lut" --supernets "$supernets" \
+            --budgets paper \
             --accelerators cuda --repeats 2 --out "$out/bench-paper.json"
     } 2>&1 | tee "$out/bench-stage2.log"
     echo "bench: ${SECONDS}s" | tee -a "$out/bench-stage2.log"
@@ -119,7 +123,7 @@ stage_bench() {
 stage_tests() {
     echo "== GPU tests"
     SECONDS=0
-    python3 -m pytest -q -rs -m gpu tests 2>&1 | tee "$out/pytest-gpu.log"
+    python3 -m pytest -q -rs -m gpu "$repo/tests" 2>&1 | tee "$out/pytest-gpu.log"
     echo "gpu tests: ${SECONDS}s" | tee -a "$out/pytest-gpu.log"
 }
 
